@@ -1,0 +1,1 @@
+"""lenslake: the eyewear retailer's lakehouse library (no Dagster imports here)."""

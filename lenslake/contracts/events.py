@@ -1,0 +1,194 @@
+"""Event contracts loaded from the JSON Schema files, and the validation compiled from them.
+
+Each event type has a schema file ``schemas/events/<name>.v<version>.json`` that adds its ``properties`` object to
+the shared ``schemas/envelope.json``. From these files come:
+
+* the flat list of fields every event row can carry (``event_fields()``): the bronze table's event columns;
+* per-field rules (required, type, enum, pattern, range, length) compiled into engine expressions
+  (``violation_columns()``), so that valid events never pass through per-row Python.
+
+Values are checked on their JSON text as extracted by the engine (``json_extract_string`` / ``get_json_object``):
+a number sent as a string (``"3"``) therefore passes an integer check. That is deliberate leniency, documented
+in the README.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+# JSON type → (Arrow type name used by the table catalogue, lexical check on the extracted text).
+JSON_TYPES = {
+    "string": ("string", None),
+    "integer": ("int64", r"^-?[0-9]+$"),
+    "number": ("double", r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"),
+    "boolean": ("bool", r"^(true|false)$"),
+    "array": ("string", r"^\["),
+    "object": ("string", r"^\{"),
+}
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    """One field of an event contract and the rules that apply to it."""
+
+    column: str  # the column it becomes (the field's own name; PII fields become <kind>_token)
+    path: str  # JSON path in the raw event
+    json_type: str
+    required: bool = False
+    nullable: bool = False
+    enum: tuple | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pii: str | None = None  # kind of PII (email, phone, name, street_address, ip, device, user)
+    free_text: bool = False
+    description: str = ""
+
+    @property
+    def arrow_type(self) -> str:
+        return JSON_TYPES[self.json_type][0]
+
+
+@dataclass(frozen=True)
+class EventContract:
+    name: str
+    version: int
+    fields: tuple[FieldRule, ...] = field(default_factory=tuple)
+
+
+def _rule(column: str, path: str, spec: dict, required: bool) -> FieldRule:
+    types = spec.get("type", "string")
+    types = [types] if isinstance(types, str) else list(types)
+    nullable = "null" in types
+    json_type = next((t for t in types if t != "null"), "string")
+    enum = spec.get("enum")
+    return FieldRule(
+        column=column,
+        path=path,
+        json_type=json_type,
+        required=required,
+        nullable=nullable,
+        enum=tuple(v for v in enum if v is not None) if enum else None,
+        pattern=spec.get("pattern"),
+        minimum=spec.get("minimum"),
+        maximum=spec.get("maximum"),
+        min_length=spec.get("minLength"),
+        max_length=spec.get("maxLength"),
+        pii=spec.get("x-pii"),
+        free_text=bool(spec.get("x-free-text")),
+        description=spec.get("description", ""),
+    )
+
+
+@functools.cache
+def envelope_rules() -> tuple[FieldRule, ...]:
+    env = json.loads((SCHEMA_DIR / "envelope.json").read_text())
+    required = set(env["required"])
+    return tuple(
+        _rule(name, f"$.{name}", spec, name in required)
+        for name, spec in env["properties"].items()
+        if name != "properties"
+    )
+
+
+@functools.cache
+def contracts() -> dict[tuple[str, int], EventContract]:
+    """Every registered (event name, version) → its contract."""
+    out = {}
+    for path in sorted((SCHEMA_DIR / "events").glob("*.json")):
+        doc = json.loads(path.read_text())
+        props = doc["properties"]["properties"]
+        required = set(props.get("required", []))
+        rules = tuple(
+            _rule(name, f"$.properties.{name}", spec, name in required) for name, spec in props.get("properties", {}).items()
+        )
+        out[(doc["title"], int(doc["x-schema-version"]))] = EventContract(doc["title"], int(doc["x-schema-version"]), rules)
+    return out
+
+
+def event_types() -> list[str]:
+    return sorted({name for name, _ in contracts()})
+
+
+@functools.cache
+def event_fields() -> tuple[FieldRule, ...]:
+    """The union of all fields over all contracts, one per column, envelope first (the raw event's columns)."""
+    seen: dict[str, FieldRule] = {}
+    for rule in envelope_rules():
+        seen[rule.column] = rule
+    for contract in contracts().values():
+        for rule in contract.fields:
+            prior = seen.get(rule.column)
+            if prior and (prior.json_type, prior.pii) != (rule.json_type, rule.pii):
+                raise ValueError(f"field {rule.column!r} has conflicting types across event contracts")
+            seen.setdefault(rule.column, rule)
+    return tuple(seen.values())
+
+
+def token_column(pii_kind: str) -> str:
+    return f"{pii_kind}_token"
+
+
+def violation_columns(F, *, schema_col: str = "schema", version_col: str = "schema_version"):
+    """Engine expressions, one per rule, each ``'<reason>@<path>'`` when the rule is broken and null otherwise.
+
+    They expect one string column per field of ``event_fields()`` (the extracted JSON text), named by the field.
+    """
+    checks = []
+    known = None
+    for (name, version) in contracts():
+        cond = (F.col(schema_col) == F.lit(name)) & (F.col(version_col) == F.lit(str(version)))
+        known = cond if known is None else known | cond
+    checks.append(F.when(~known | F.col(schema_col).isNull() | F.col(version_col).isNull(), F.lit("unknown_schema@$.schema")))
+    for rule in envelope_rules():
+        checks.extend(_rule_checks(F, rule, applies=None))
+    for (name, version), contract in contracts().items():
+        applies = (F.col(schema_col) == F.lit(name)) & (F.col(version_col) == F.lit(str(version)))
+        checks.extend(_rule_checks(F, rule, applies=applies) for rule in contract.fields)
+    return [c for group in checks for c in (group if isinstance(group, list) else [group])]
+
+
+def _rule_checks(F, rule: FieldRule, applies):
+    col = F.col(rule.column)
+    out = []
+
+    def when(cond, code):
+        cond = cond if applies is None else (applies & cond)
+        out.append(F.when(cond, F.lit(f"{code}@{rule.path}")))
+
+    if rule.required and not rule.nullable:
+        when(col.isNull(), "missing_required_field")
+    present = col.isNotNull()
+    lexical = JSON_TYPES[rule.json_type][1]
+    if lexical:
+        when(present & ~col.rlike(lexical), "wrong_type")
+    if rule.enum:
+        when(present & ~col.isin(*rule.enum), "not_in_enum")
+    if rule.pattern:
+        when(present & ~col.rlike(rule.pattern), "pattern_mismatch")
+    if rule.json_type in ("integer", "number") and (rule.minimum is not None or rule.maximum is not None):
+        numeric = col.cast("double")
+        bad = None
+        if rule.minimum is not None:
+            bad = numeric < F.lit(float(rule.minimum))
+        if rule.maximum is not None:
+            over = numeric > F.lit(float(rule.maximum))
+            bad = over if bad is None else (bad | over)
+        when(present & col.rlike(lexical) & bad, "out_of_range")
+    if rule.json_type == "string" and (rule.min_length is not None or rule.max_length is not None):
+        length = F.length(col)
+        bad = None
+        if rule.min_length is not None:
+            bad = length < F.lit(rule.min_length)
+        if rule.max_length is not None:
+            over = length > F.lit(rule.max_length)
+            bad = over if bad is None else (bad | over)
+        when(present & bad, "invalid_length")
+    return out

@@ -1,0 +1,263 @@
+"""The one engine module: everything that cannot be shared between DuckDB (SQLFrame) and Spark.
+
+Transformations elsewhere are written once in the PySpark DataFrame API and receive an ``Engine`` that hands out
+the session and its ``F`` (functions) and ``Window`` modules; they never branch on the engine. What lives here:
+session start-up, Arrow in and out, reading raw landing lines, extracting JSON fields, reading Delta snapshots.
+
+Both engines see the same raw-line semantics: a line is JSON when DuckDB's ``json_valid`` holds and it is an object
+(Spark's parser would accept ``{"a":1} trailing``; DuckDB rejects it), so the split into parseable and malformed
+lines is computed once, on Arrow, before any engine parses a field.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from lenslake.settings import Settings, get_settings
+
+_counter = itertools.count()
+
+
+def read_raw_lines(files: list[tuple[Path, str]]) -> pa.Table:
+    """Raw lines of landing files as Arrow: ``line``, ``source_file`` (relative name), ``source_line`` (1-based),
+    ``is_json`` (a JSON object). Empty lines are dropped (they carry no event)."""
+    parts = []
+    for path, rel in files:
+        lines = _read_lines(path)
+        n = len(lines)
+        parts.append(
+            pa.table(
+                {
+                    "line": lines,
+                    "source_file": pa.array([rel] * n, pa.string()) if n else pa.array([], pa.string()),
+                    "source_line": pa.array(range(1, n + 1), pa.int64()),
+                }
+            )
+        )
+    table = pa.concat_tables(parts) if parts else pa.table(
+        {"line": pa.array([], pa.string()), "source_file": pa.array([], pa.string()), "source_line": pa.array([], pa.int64())}
+    )
+    con = duckdb.connect()
+    try:
+        con.register("raw_lines", table)
+        return con.execute(
+            "SELECT line, source_file, source_line,"
+            " coalesce(json_valid(line) AND json_type(CASE WHEN json_valid(line) THEN line END) = 'OBJECT', false) AS is_json"
+            " FROM raw_lines WHERE line IS NOT NULL AND length(trim(line)) > 0 ORDER BY source_file, source_line"
+        ).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _read_lines(path: Path) -> pa.Array:
+    """One file's lines, in order. A delimiter that never occurs in JSON text (0x1F) makes the CSV reader a fast,
+    multithreaded line splitter; a line holding a raw 0x1F or invalid UTF-8 falls back to a plain split."""
+    try:
+        t = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=["line"], block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+        return t.column("line").combine_chunks()
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        data = path.read_bytes().decode("utf-8", errors="replace")
+        return pa.array(data.split("\n")[:-1] if data.endswith("\n") else data.split("\n"), pa.string())
+
+
+class Engine:
+    """A session and its function modules, plus the engine-specific I/O."""
+
+    name: str
+    session: object
+    F: object
+    Window: object
+    types: object
+
+    def from_arrow(self, table: pa.Table):
+        raise NotImplementedError
+
+    def to_arrow(self, df) -> pa.Table:
+        raise NotImplementedError
+
+    def checkpoint(self, df):
+        """Cut a long lineage where an engine pays for it (SQLFrame re-copies the whole plan on every operation);
+        a no-op on Spark, whose optimizer handles deep plans."""
+        return df
+
+    def count(self, df) -> int:
+        return self.to_arrow(df.select(self.F.count(self.F.lit(1)).alias("n"))).column(0)[0].as_py()
+
+    def json_fields(self, df, line_col: str, fields: dict[str, str]):
+        """Add one string column per (name → JSON path ``$.a`` or ``$.a.b``) holding the value's JSON text (strings
+        unquoted; nested values as JSON text; null when absent or JSON null). Only call on lines where is_json."""
+        raise NotImplementedError
+
+    def read_delta(self, path: Path, schema: pa.Schema, where: str | None = None):
+        """A Delta table's current snapshot as a DataFrame (empty with ``schema`` when the table does not exist yet)."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        pass
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+
+    def __init__(self, settings: Settings):
+        from sqlframe.duckdb import DuckDBSession, Window
+        from sqlframe.duckdb import functions as F
+        from sqlframe.duckdb import types
+
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone='UTC'")
+        if settings.duckdb_threads:
+            self.con.execute(f"SET threads={int(settings.duckdb_threads)}")
+        self.session = DuckDBSession(conn=self.con)
+        self.F, self.Window, self.types = F, Window, types
+
+    def _view(self, relation_sql: str):
+        name = f"v_{next(_counter)}"
+        # A plain (not TEMP) view: SQLFrame resolves columns of views through the catalog, not of temp objects.
+        self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {relation_sql}")
+        return self.session.table(name)
+
+    def from_arrow(self, table: pa.Table):
+        name = f"a_{next(_counter)}"
+        self.con.register(name, table)
+        return self._view(f"SELECT * FROM {name}")
+
+    def to_arrow(self, df) -> pa.Table:
+        return df.toArrow()
+
+    def checkpoint(self, df):
+        name = f"c_{next(_counter)}"
+        self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {df.sql(dialect='duckdb', optimize=False, pretty=False)}")
+        return self.session.table(name)
+
+    def json_fields(self, df, line_col, fields):
+        # One parse per line: json_extract_string with a list of paths returns a list.
+        F = self.F
+        paths = ", ".join("'" + p.replace("'", "''") + "'" for p in fields.values())
+        df = df.withColumn("_j", F.expr(f"json_extract_string({line_col}, [{paths}])"))
+        # SQLFrame reads list indexes the Spark way (0-based) and shifts them for DuckDB.
+        keep = [F.col(c) for c in df.columns if c != "_j"]
+        return df.select(*keep, *[F.expr(f"_j[{i}]").alias(name) for i, name in enumerate(fields)])
+
+    def read_delta(self, path, schema, where=None):
+        from deltalake import DeltaTable
+
+        if not (Path(path) / "_delta_log").exists():
+            return self.from_arrow(schema.empty_table())
+        name = f"d_{next(_counter)}"
+        self.con.register(name, DeltaTable(str(path)).to_pyarrow_dataset())
+        return self._view(f"SELECT * FROM {name}" + (f" WHERE {where}" if where else ""))
+
+    def stop(self):
+        self.con.close()
+
+
+class SparkEngine(Engine):
+    name = "spark"
+
+    def __init__(self, settings: Settings):
+        from pyspark.sql import SparkSession, Window, types
+        from pyspark.sql import functions as F
+
+        builder = SparkSession.builder.appName("lenslake")
+        if settings.spark_remote:
+            builder = builder.remote(settings.spark_remote)
+        else:
+            builder = (
+                builder.master(settings.spark_master)
+                .config("spark.ui.enabled", "false")
+                .config("spark.driver.memory", "4g")
+                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            )
+        self.session = (
+            builder.config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+            .config("spark.sql.session.timeZone", "UTC")
+            .getOrCreate()
+        )
+        self.F, self.Window, self.types = F, Window, types
+
+    def from_arrow(self, table: pa.Table):
+        if table.num_rows == 0:
+            return self.session.createDataFrame([], schema=_spark_schema(self.types, table.schema))
+        return self.session.createDataFrame(table)
+
+    def to_arrow(self, df) -> pa.Table:
+        return df.toArrow()
+
+    def json_fields(self, df, line_col, fields):
+        F = self.F
+        top = F.from_json(F.col(line_col), "map<string,string>")
+        df = df.withColumn("_top", top)
+        nested = sorted({p.split(".")[1] for p in fields.values() if p.count(".") == 2})
+        for parent in nested:
+            df = df.withColumn(f"_n_{parent}", F.from_json(F.col("_top")[parent], "map<string,string>"))
+        for name, path in fields.items():
+            parts = path.split(".")[1:]
+            if len(parts) == 1:
+                df = df.withColumn(name, F.col("_top")[parts[0]])
+            elif len(parts) == 2:
+                df = df.withColumn(name, F.col(f"_n_{parts[0]}")[parts[1]])
+            else:
+                raise ValueError(f"JSON paths deeper than two levels are not supported: {path}")
+        return df.drop("_top", *[f"_n_{p}" for p in nested])
+
+    def read_delta(self, path, schema, where=None):
+        from deltalake import DeltaTable
+
+        if not (Path(path) / "_delta_log").exists():
+            return self.from_arrow(schema.empty_table())
+        files = DeltaTable(str(path)).file_uris()
+        if not files:
+            return self.from_arrow(schema.empty_table())
+        # Spark reads the snapshot's parquet files itself; partition values come from the paths (basePath).
+        df = self.session.read.option("basePath", str(path)).schema(_spark_schema(self.types, schema)).parquet(*files)
+        return df.where(where) if where else df
+
+    def stop(self):
+        pass  # one session per process: getOrCreate() reuses it
+
+
+def _spark_schema(T, schema: pa.Schema):
+    mapping = {
+        pa.string(): T.StringType(),
+        pa.int32(): T.IntegerType(),
+        pa.int64(): T.LongType(),
+        pa.float64(): T.DoubleType(),
+        pa.bool_(): T.BooleanType(),
+        pa.date32(): T.DateType(),
+    }
+    fields = []
+    for f in schema:
+        t = T.TimestampType() if pa.types.is_timestamp(f.type) else mapping[f.type]
+        fields.append(T.StructField(f.name, t, True))
+    return T.StructType(fields)
+
+
+_local = threading.local()
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """The engine chosen by settings, created lazily, one per thread (DuckDB) or process (Spark)."""
+    settings = settings or get_settings()
+    engine = getattr(_local, "engine", None)
+    if engine is None or engine.name != settings.engine:
+        engine = DuckDBEngine(settings) if settings.engine == "duckdb" else SparkEngine(settings)
+        _local.engine = engine
+    return engine
+
+
+def new_engine(settings: Settings | None = None) -> Engine:
+    """A fresh engine (tests and benchmarks that want isolation)."""
+    settings = settings or get_settings()
+    return DuckDBEngine(settings) if settings.engine == "duckdb" else SparkEngine(settings)

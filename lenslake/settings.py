@@ -1,0 +1,62 @@
+"""The one settings object. Read it inside functions (``get_settings()``), never at import time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LENSLAKE_", extra="ignore")
+
+    data_root: Path = Field(Path(".lenslake"), description="Where landing files, Delta tables, keys and Dagster's storage live.")
+    engine: Literal["duckdb", "spark"] = Field("duckdb", description="duckdb: SQLFrame over in-process DuckDB; spark: PySpark.")
+    spark_master: str = Field("local[*]", description="Spark master URL when spark_remote is not set.")
+    spark_remote: str | None = Field(None, description="Spark Connect URL (sc://host:15002); wins over spark_master.")
+    shuffle_partitions: int = Field(4, description="spark.sql.shuffle.partitions: small on one machine.")
+    duckdb_threads: int | None = Field(None, description="DuckDB threads (default: all cores).")
+    token_key: SecretStr | None = Field(
+        None, description="Production tokenization key as 'key_id:base64key'; default: a generated dev key file under the data root."
+    )
+    encryption_key: SecretStr | None = Field(
+        None, description="Production encryption key as 'key_id:base64key' (32 bytes, AES-256-GCM); default: the dev key file."
+    )
+    key_file: Path | None = Field(None, description="Dev key file (default: <data_root>/keys/dev-keys.json, never committed).")
+    as_of: dt.datetime | None = Field(None, description="'Now' for freshness and retention; default: the clock.")
+    session_gap_minutes: int = Field(30, description="Inactivity gap that closes a session.")
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.data_root / "landing"
+
+    @property
+    def events_landing_dir(self) -> Path:
+        return self.landing_dir / "events"
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.data_root / "tables"
+
+    @property
+    def synth_dir(self) -> Path:
+        return self.data_root / "synth"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.data_root / "dagster"
+
+    @property
+    def resolved_key_file(self) -> Path:
+        return self.key_file or self.data_root / "keys" / "dev-keys.json"
+
+    def now(self) -> dt.datetime:
+        return self.as_of or dt.datetime.now(dt.timezone.utc)
+
+
+def get_settings(**overrides) -> Settings:
+    """A fresh settings object from the environment (plus explicit overrides, for tests and the CLI)."""
+    return Settings(**overrides)

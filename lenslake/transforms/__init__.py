@@ -1,0 +1,1 @@
+"""Engine-agnostic transformations: PySpark DataFrame API in, DataFrame out, given an ``Engine``."""

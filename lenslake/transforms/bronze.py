@@ -1,0 +1,142 @@
+"""Landing lines → validated bronze events and quarantine rows.
+
+Valid lines never pass through per-row Python: fields are extracted and validated with engine expressions compiled
+from the contracts, and PII is tokenized by a join against tokens computed once per distinct value. Only rejected
+lines (a small minority) are shaped in Python, where each one's PII is tokenized field by field or, when the line
+cannot be parsed, the whole line is sealed with AES-GCM beside a masked preview.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+
+import pyarrow as pa
+
+from lenslake.contracts.events import event_fields, token_column, violation_columns
+from lenslake.privacy.keys import KeyStore
+from lenslake.privacy.tokens import masked_preview, seal, token, tokenize_columns
+from lenslake.tables import RENAMES, table_spec
+
+TYPED = {"int64": "bigint", "double": "double", "bool": "boolean", "string": "string"}
+
+
+def parse_events(engine, lines):
+    """Parse the JSON-object lines: one string column per contract field plus ``violations`` and ``reason``."""
+    F = engine.F
+    fields = {rule.column: rule.path for rule in event_fields()}
+    parsed = engine.json_fields(lines.where(F.col("is_json")), "line", fields)
+    checks = violation_columns(F)
+    return parsed.withColumn("violations", F.concat_ws(";", *checks)).withColumn("reason", F.coalesce(*checks))
+
+
+def typed_events(engine, valid, keys: KeyStore, *, ingest_date: dt.date, source: str):
+    """Valid parsed events → bronze rows: typed, renamed, PII tokenized, lineage added."""
+    F = engine.F
+    cols = []
+    pii = {}
+    for rule in event_fields():
+        name = RENAMES.get(rule.column, rule.column)
+        c = F.col(rule.column)
+        if rule.pii:
+            pii[rule.column] = token_column(rule.pii)
+            continue
+        if name == "event_time":
+            c = F.to_timestamp(c)
+        elif name == "schema_version":
+            c = c.cast("int")
+        else:
+            c = c.cast(TYPED[rule.arrow_type])
+        cols.append(c.alias(name))
+    ip = next(r.column for r in event_fields() if r.pii == "ip")
+    df = valid.select(
+        *cols,
+        *[F.col(src) for src in pii],
+        F.regexp_replace(F.col(ip), r"\.[0-9]+$", ".0/24").alias("ip_prefix"),
+        F.to_date(F.lit(ingest_date.isoformat())).alias("ingest_date"),
+        F.lit(source).alias("source"),
+        F.col("source_file"),
+        F.col("source_line"),
+    )
+    return tokenize_columns(engine, engine.checkpoint(df), pii, keys.token)
+
+
+def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, ingest_date: dt.date, source: str) -> pa.Table:
+    """Shape rejected and malformed lines into quarantine rows (Python: the rejected path is small by nature)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    pii_paths = {tuple(r.path.split(".")[1:]): r.pii for r in event_fields() if r.pii}
+    rows = []
+    for r in rejected.to_pylist():
+        payload = json.loads(r["line"])
+        for path in pii_paths:
+            _tokenize_path(payload, path, keys)
+        reason, _, field_path = r["reason"].partition("@")
+        rows.append(
+            {
+                "reason_code": reason,
+                "field_path": field_path,
+                "violations": r["violations"],
+                "event_type": r["schema"] if isinstance(r["schema"], str) else None,
+                "schema_version": _int_or_none(r["schema_version"]),
+                "event_id": r["event_id"],
+                "payload": json.dumps(payload, sort_keys=True, separators=(",", ":")),
+                "source_file": r["source_file"],
+                "source_line": r["source_line"],
+            }
+        )
+    for r in malformed.to_pylist():
+        position = f"{r['source_file']}:{r['source_line']}".encode()
+        sealed, key_id = seal(r["line"].encode("utf-8"), keys.encryption, associated_data=position)
+        rows.append(
+            {
+                "reason_code": "malformed_json",
+                "field_path": "$",
+                "violations": "malformed_json@$",
+                "payload_encrypted": sealed,
+                "payload_key_id": key_id,
+                "payload_preview": masked_preview(r["line"]),
+                "source_file": r["source_file"],
+                "source_line": r["source_line"],
+            }
+        )
+    for row in rows:
+        row["quarantine_id"] = hashlib.sha256(f"{source}|{row['source_file']}|{row['source_line']}".encode()).hexdigest()[:32]
+        row["ingest_date"] = ingest_date
+        row["source"] = source
+        row["quarantined_at"] = now
+    schema = table_spec("bronze.events_quarantine").arrow_schema
+    return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+
+
+def _tokenize_path(doc, path: tuple[str, ...], keys: KeyStore) -> None:
+    node = doc
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and node.get(path[-1]) is not None:
+        node[path[-1]] = token(str(node[path[-1]]), keys.token)
+
+
+def _int_or_none(v):
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, ingest_date: dt.date, source: str = "file"):
+    """Split raw lines into (bronze events DataFrame, quarantine Arrow table). Every line lands in exactly one."""
+    F = engine.F
+    df = engine.from_arrow(lines)
+    parsed = engine.checkpoint(parse_events(engine, df))
+    valid = parsed.where(F.col("reason").isNull())
+    rejected = engine.to_arrow(
+        parsed.where(F.col("reason").isNotNull()).select(
+            "line", "source_file", "source_line", "reason", "violations", "schema", "schema_version", "event_id"
+        )
+    )
+    import pyarrow.compute as pc
+
+    malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line"])
+    events = engine.checkpoint(typed_events(engine, valid, keys, ingest_date=ingest_date, source=source))
+    return events, quarantine_rows(rejected, malformed, keys, ingest_date=ingest_date, source=source)

@@ -1,0 +1,90 @@
+"""Bronze events → silver: deduplicated by event id, bots removed (with the reason kept), sessionized."""
+
+from __future__ import annotations
+
+CRAWLER_UA = r"(?i)(bot|crawler|spider|slurp|python-requests|curl/|wget|scrapy|httpclient|okhttp)"
+HEADLESS_UA = r"(?i)(headlesschrome|phantomjs|puppeteer|playwright|selenium)"
+# A device is inhuman when it fires many events at an average gap no person keeps up.
+INHUMAN_MIN_EVENTS = 50
+INHUMAN_MAX_AVG_GAP_S = 2.0
+
+
+def dedupe_events(engine, events):
+    """One row per event id: the first landed copy (by source, file, line) wins."""
+    F, W = engine.F, engine.Window
+    w = W.partitionBy("event_id").orderBy(F.col("source"), F.col("source_file"), F.col("source_line"))
+    return events.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn")
+
+
+def classify_bots(engine, events):
+    """Add ``bot_reason`` (null for humans): crawler or headless user agents, or inhuman timing per device."""
+    F, W = engine.F, engine.Window
+    by_device = W.partitionBy("device_token")
+    micros = F.unix_micros(F.col("event_time"))
+    n = F.count(F.lit(1)).over(by_device)
+    span_s = (F.max(micros).over(by_device) - F.min(micros).over(by_device)) / F.lit(1_000_000.0)
+    inhuman = (n >= F.lit(INHUMAN_MIN_EVENTS)) & (span_s / (n - F.lit(1)) < F.lit(INHUMAN_MAX_AVG_GAP_S))
+    return events.withColumn(
+        "bot_reason",
+        F.when(F.col("user_agent").rlike(HEADLESS_UA), F.lit("headless_browser"))
+        .when(F.col("user_agent").rlike(CRAWLER_UA), F.lit("crawler_user_agent"))
+        .when(inhuman, F.lit("inhuman_timing")),
+    )
+
+
+def sessionize(engine, events, gap_minutes: int):
+    """Add ``session_id``: a device's events split where the inactivity gap exceeds ``gap_minutes``.
+
+    The id is a hash of the device token and the session's first event time, so it is stable across reruns and
+    engines and does not depend on which day's batch first saw the session.
+    """
+    F, W = engine.F, engine.Window
+    order = W.partitionBy("device_token").orderBy(F.col("event_time"), F.col("event_id"))
+    micros = F.unix_micros(F.col("event_time"))
+    prev = F.lag(micros).over(order)
+    starts = F.when(prev.isNull() | ((micros - prev) > F.lit(gap_minutes * 60 * 1_000_000)), F.lit(1)).otherwise(F.lit(0))
+    running = order.rowsBetween(W.unboundedPreceding, W.currentRow)
+    seq = events.withColumn("_start", starts).withColumn("_seq", F.sum(F.col("_start")).over(running).cast("bigint"))
+    first = F.min(F.unix_micros(F.col("event_time"))).over(W.partitionBy("device_token", "_seq"))
+    return seq.withColumn(
+        "session_id",
+        F.substring(F.sha2(F.concat_ws("|", F.col("device_token"), first.cast("string")), 256), 1, 32),
+    ).drop("_start", "_seq")
+
+
+def _count(F, event_type: str):
+    return F.sum(F.when(F.col("event_type") == F.lit(event_type), F.lit(1)).otherwise(F.lit(0))).cast("bigint")
+
+
+def sessions_from_events(engine, events):
+    """One row per session, from all of its (sessionized) events."""
+    F, W = engine.F, engine.Window
+    first_w = W.partitionBy("session_id").orderBy(F.col("event_time"), F.col("event_id"))
+    firsts = (
+        events.withColumn("_rn", F.row_number().over(first_w))
+        .where(F.col("_rn") == 1)
+        .select("session_id", "client_session_id", "channel", "device", "platform")
+    )
+    micros = F.unix_micros(F.col("event_time"))
+    purchases = _count(F, "purchase")
+    agg = events.groupBy("session_id").agg(
+        F.min("device_token").alias("device_token"),
+        F.max("user_token").alias("user_token"),
+        F.min("event_time").alias("session_start"),
+        F.max("event_time").alias("session_end"),
+        ((F.max(micros) - F.min(micros)) / F.lit(1_000_000.0)).alias("duration_s"),
+        F.count(F.lit(1)).cast("bigint").alias("event_count"),
+        _count(F, "page_view").alias("page_views"),
+        _count(F, "product_view").alias("product_views"),
+        _count(F, "search").alias("searches"),
+        _count(F, "add_to_cart").alias("add_to_carts"),
+        purchases.alias("purchases"),
+        F.round(
+            F.sum(F.when(F.col("event_type") == F.lit("purchase"), F.col("total_amount")).otherwise(F.lit(0.0))), 2
+        ).cast("double").alias("revenue"),
+    )
+    return (
+        agg.join(firsts, "session_id", "inner")
+        .withColumn("session_date", F.to_date(F.col("session_start")))
+        .withColumn("converted", F.col("purchases") > F.lit(0))
+    )
