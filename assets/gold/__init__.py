@@ -1,0 +1,49 @@
+"""Gold: daily KPIs and the session funnel by channel and device."""
+
+
+import datetime as dt
+
+import dagster as dg
+import pyarrow.dataset as ds
+
+from assets.common import preview, write_metadata
+from expectations.factory import gx_check_result, gx_check_spec
+from lenslake.pipeline import build_gold_day
+from orchestration.partitions import daily_partitions
+from orchestration.resources import Lakehouse
+
+KPIS = dg.AssetKey(["gold", "daily_kpis"])
+FUNNEL = dg.AssetKey(["gold", "daily_funnel"])
+ONE_DAY = dt.timedelta(days=1)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(KPIS, deps=[dg.AssetKey(["silver", "events"])], kinds={"pyspark", "delta"}, owners=["team:analytics"],
+                     description="Daily behaviour KPIs by UTC event date."),
+        dg.AssetSpec(FUNNEL, deps=[dg.AssetKey(["silver", "sessions"])], kinds={"pyspark", "delta"}, owners=["team:analytics"],
+                     description="Session funnel (view → cart → purchase) per day, channel and device."),
+    ],
+    check_specs=[gx_check_spec("gold.daily_kpis"), gx_check_spec("gold.daily_funnel")],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name="gold",
+)
+def gold_tables(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    settings, engine, store = lakehouse.settings(), lakehouse.engine(), lakehouse.store()
+    last = {}
+    for day in context.partition_keys:
+        result = build_gold_day(engine, store, settings, day)
+        last.update({w.table: w for w in result.writes})
+    days = [dt.date.fromisoformat(d) for d in context.partition_keys]
+    lo, hi = min(days) - ONE_DAY, max(days) + ONE_DAY
+    kpis = store.read("gold.daily_kpis", filter=(ds.field("event_date") >= lo) & (ds.field("event_date") <= hi))
+    yield dg.MaterializeResult(
+        asset_key=KPIS,
+        metadata=write_metadata(last["gold.daily_kpis"], preview=preview(kpis.sort_by("event_date"),
+                                ["event_date", "sessions", "orders", "revenue", "conversion_rate"], n=10))
+        if "gold.daily_kpis" in last else {},
+    )
+    yield dg.MaterializeResult(asset_key=FUNNEL, metadata=write_metadata(last["gold.daily_funnel"]) if "gold.daily_funnel" in last else {})
+    yield gx_check_result(store, "gold.daily_kpis", (ds.field("event_date") >= lo) & (ds.field("event_date") <= hi))
+    yield gx_check_result(store, "gold.daily_funnel", (ds.field("session_date") >= lo - ONE_DAY) & (ds.field("session_date") <= hi))

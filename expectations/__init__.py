@@ -1,0 +1,1 @@
+"""Great Expectations suites, one per table, and the factory that turns them into Dagster asset checks."""

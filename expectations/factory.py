@@ -1,0 +1,53 @@
+"""Turns a table's GX suite into a Dagster asset check (spec + result), run inside the asset's own step.
+
+Checks run in the materializing step (``check_specs`` on the asset, as dagster-open-platform does), so a run
+imports GX once and reads the rows it just wrote; a failed blocking check fails the step and stops promotion.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pyarrow.dataset as ds
+
+from expectations.runner import columns_needed, run_suite
+from expectations.suites import SUITES
+from lenslake.delta import DeltaStore
+from lenslake.tables import table_spec
+
+
+def asset_key_of(table: str) -> dg.AssetKey:
+    return dg.AssetKey(table.split("."))
+
+
+def gx_check_spec(table: str, *, blocking: bool = True) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name=f"gx_{table.split('.')[1]}_suite",
+        asset=asset_key_of(table),
+        blocking=blocking,
+        description=f"Great Expectations suite of {table} ({SUITES[table].__name__} in expectations/suites.py)",
+    )
+
+
+def gx_check_result(store: DeltaStore, table: str, row_filter: ds.Expression | None) -> dg.AssetCheckResult:
+    """Validate the rows of ``table`` that match ``row_filter`` (the partitions this run wrote)."""
+    expectations = SUITES[table]()
+    spec = table_spec(table)
+    data = store.read(table, columns=columns_needed(expectations), filter=row_filter)
+    outcome = run_suite(table.replace(".", "_"), expectations, data.to_pandas(), set(spec.sensitive_columns))
+    severity = dg.AssetCheckSeverity.ERROR
+    metadata = {
+        "rows_validated": data.num_rows,
+        "expectations": outcome.evaluated,
+        "failed_expectations": ", ".join(outcome.failed) or "none",
+        "errored_expectations": ", ".join(outcome.errored) or "none",
+    }
+    if outcome.statistics:
+        metadata["failure_statistics"] = dg.MetadataValue.json(outcome.statistics)
+    return dg.AssetCheckResult(
+        check_name=gx_check_spec(table).name,
+        asset_key=asset_key_of(table),
+        passed=outcome.passed,
+        severity=severity,
+        metadata=metadata,
+        description="an expectation raised: the check is broken, not the data" if outcome.errored else None,
+    )
