@@ -46,7 +46,7 @@ def read_raw_lines(files: list[tuple[Path, str]]) -> pa.Table:
     con = duckdb.connect()
     try:
         con.register("raw_lines", table)
-        return con.execute(
+        return con.sql(
             "SELECT line, source_file, source_line,"
             " coalesce(json_valid(line) AND json_type(CASE WHEN json_valid(line) THEN line END) = 'OBJECT', false) AS is_json"
             " FROM raw_lines WHERE line IS NOT NULL AND length(trim(line)) > 0 ORDER BY source_file, source_line"
@@ -103,6 +103,9 @@ class Engine:
         """A Delta table's current snapshot as a DataFrame (empty with ``schema`` when the table does not exist yet)."""
         raise NotImplementedError
 
+    def release(self) -> None:
+        """Free what the last step registered (DuckDB keeps checkpoints in memory until dropped)."""
+
     def stop(self) -> None:
         pass
 
@@ -121,9 +124,11 @@ class DuckDBEngine(Engine):
             self.con.execute(f"SET threads={int(settings.duckdb_threads)}")
         self.session = DuckDBSession(conn=self.con)
         self.F, self.Window, self.types = F, Window, types
+        self._objects: list[tuple[str, str]] = []  # (kind, name) created for the current step
 
     def _view(self, relation_sql: str):
         name = f"v_{next(_counter)}"
+        self._objects.append(("VIEW", name))
         # A plain (not TEMP) view: SQLFrame resolves columns of views through the catalog, not of temp objects.
         self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {relation_sql}")
         return self.session.table(name)
@@ -131,6 +136,7 @@ class DuckDBEngine(Engine):
     def from_arrow(self, table: pa.Table):
         name = f"a_{next(_counter)}"
         self.con.register(name, table)
+        self._objects.append(("ARROW", name))
         return self._view(f"SELECT * FROM {name}")
 
     def to_arrow(self, df) -> pa.Table:
@@ -138,6 +144,7 @@ class DuckDBEngine(Engine):
 
     def checkpoint(self, df):
         name = f"c_{next(_counter)}"
+        self._objects.append(("TABLE", name))
         self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {df.sql(dialect='duckdb', optimize=False, pretty=False)}")
         return self.session.table(name)
 
@@ -157,10 +164,19 @@ class DuckDBEngine(Engine):
             return self.from_arrow(schema.empty_table())
         name = f"d_{next(_counter)}"
         self.con.register(name, DeltaTable(str(path)).to_pyarrow_dataset())
+        self._objects.append(("ARROW", name))
         return self._view(f"SELECT * FROM {name}" + (f" WHERE {where}" if where else ""))
 
+    def release(self):
+        for kind, name in reversed(self._objects):
+            if kind == "ARROW":
+                self.con.unregister(name)
+            else:
+                self.con.execute(f"DROP {kind} IF EXISTS {name}")
+        self._objects.clear()
+
     def stop(self):
-        self.con.close()
+        self.release()  # the SQLFrame session is a per-process singleton: keep its connection open
 
 
 class SparkEngine(Engine):
@@ -244,20 +260,15 @@ def _spark_schema(T, schema: pa.Schema):
     return T.StructType(fields)
 
 
-_local = threading.local()
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
-    """The engine chosen by settings, created lazily, one per thread (DuckDB) or process (Spark)."""
+    """The engine chosen by settings, created lazily, once per process (SQLFrame's session and Spark's are both
+    per-process singletons)."""
     settings = settings or get_settings()
-    engine = getattr(_local, "engine", None)
-    if engine is None or engine.name != settings.engine:
-        engine = DuckDBEngine(settings) if settings.engine == "duckdb" else SparkEngine(settings)
-        _local.engine = engine
-    return engine
-
-
-def new_engine(settings: Settings | None = None) -> Engine:
-    """A fresh engine (tests and benchmarks that want isolation)."""
-    settings = settings or get_settings()
-    return DuckDBEngine(settings) if settings.engine == "duckdb" else SparkEngine(settings)
+    with _lock:
+        if settings.engine not in _engines:
+            _engines[settings.engine] = DuckDBEngine(settings) if settings.engine == "duckdb" else SparkEngine(settings)
+        return _engines[settings.engine]

@@ -60,7 +60,10 @@ def ingest_landing_day(engine: Engine, store: DeltaStore, settings: Settings, da
     lines = read_raw_lines(landing_files(settings, day))
     events, quarantine = bronze_t.bronze_from_lines(engine, lines, load_keys(settings), ingest_date=date, source="file")
     part = {"ingest_date": date, "source": "file"}
-    w_events = store.replace_partitions("bronze.events", engine.to_arrow(events), part)
+    try:
+        w_events = store.replace_partitions("bronze.events", engine.to_arrow(events), part)
+    finally:
+        engine.release()
     w_quarantine = store.replace_partitions("bronze.events_quarantine", quarantine, part)
     reasons = Counter(quarantine.column("reason_code").to_pylist())
     landed = lines.num_rows
@@ -82,6 +85,13 @@ def _silver_event_columns() -> list[str]:
 
 def build_silver_day(engine: Engine, store: DeltaStore, settings: Settings, day: str) -> StepResult:
     """Bronze rows ingested on ``day`` → silver.events, silver.bot_events, silver.sessions."""
+    try:
+        return _build_silver_day(engine, store, settings, day)
+    finally:
+        engine.release()
+
+
+def _build_silver_day(engine: Engine, store: DeltaStore, settings: Settings, day: str) -> StepResult:
     F = engine.F
     date = dt.date.fromisoformat(day)
     bronze = engine.read_delta(store.path("bronze.events"), table_spec("bronze.events").arrow_schema, f"ingest_date = DATE '{day}'")
@@ -144,6 +154,13 @@ def affected_dates(engine: Engine, store: DeltaStore, day: str) -> tuple[dt.date
 
 def build_gold_day(engine: Engine, store: DeltaStore, settings: Settings, day: str) -> StepResult:
     """Recompute the gold days that ingest ``day`` touched: KPIs by event date, funnel by session date."""
+    try:
+        return _build_gold_day(engine, store, settings, day)
+    finally:
+        engine.release()
+
+
+def _build_gold_day(engine: Engine, store: DeltaStore, settings: Settings, day: str) -> StepResult:
     F = engine.F
     rng = affected_dates(engine, store, day)
     if rng is None:

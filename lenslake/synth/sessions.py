@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import vocab as V
-from .catalog import AC, CL, Catalog, LN, OF, SG
-from .people import Devices, HUMAN_UA_RANGE, People, make_devices
+from .catalog import AC, CL, Catalog, OF, SG
+from .columns import public_ips
+from .people import HUMAN_IP_FIRST_OCTETS, HUMAN_UA_RANGE, HUMAN_UAS, Devices, People, make_devices
 from .taste import K, TasteModel
 
 (PAGE_VIEW, PRODUCT_VIEW, SEARCH, SCROLL, TIME_ON_PAGE, SESSION_START, SESSION_END, ADD_TO_CART,
@@ -98,7 +99,7 @@ def _session_ips(rng: np.random.Generator, devices: Devices, dev: np.ndarray) ->
     """Device IP, except that one in ten sessions of a phone or tablet comes from another network."""
     ip = devices.ip[dev].copy()
     roam = (devices.device[dev] != 0) & (rng.random(len(dev)) < 0.10)
-    ip[roam] = make_devices(rng, int(roam.sum())).ip
+    ip[roam] = public_ips(rng, int(roam.sum()), HUMAN_IP_FIRST_OCTETS)
     return ip
 
 
@@ -222,6 +223,8 @@ def compose_human(rng: np.random.Generator, s: Columns) -> Columns:
 
 def _first_of_session(sess: np.ndarray) -> np.ndarray:
     """Index of the first event of each session (events grouped by session, sessions 0..n-1 all present)."""
+    if len(sess) == 0:
+        return np.zeros(0, dtype=np.int64)
     return np.flatnonzero(np.r_[True, sess[1:] != sess[:-1]])
 
 
@@ -324,6 +327,62 @@ def simulate_humans(rng: np.random.Generator, people: People, devices: Devices, 
     s.start = push_apart(s.dev, s.start, s.dur)
     s, e = filter_sessions(s, e, s.start + s.dur < window.end_ms)
     s.n_events = np.bincount(e.sess, minlength=len(s))
+    e.t = s.start[e.sess] + e.off
+    return s, e, devices
+
+
+
+# --- bots ----------------------------------------------------------------------------------
+
+BOT_KIND_P = np.array([0.40, 0.25, 0.35])                     # crawler UA, headless browser, inhuman timing
+BOT_LENGTH = np.array([[30, 200], [15, 80], [60, 250]])       # events per session (inhuman: always >= 60)
+BOT_GAP_MS = np.array([[500, 15_000], [300, 5_000], [50, 800]])
+# event mix after session_start: page_view, product_view, scroll
+BOT_MIX = np.array([[0.45, 0.55, 0.0], [0.40, 0.50, 0.10], [0.35, 0.60, 0.05]])
+BOT_PAGE_TYPES = np.array([PT["home"], PT["category"], PT["product"]])
+# user agents: humans' first, then crawlers, then headless browsers
+ALL_USER_AGENTS = HUMAN_UAS + V.CRAWLER_USER_AGENTS + V.HEADLESS_USER_AGENTS
+
+
+def simulate_bots(rng: np.random.Generator, catalog: Catalog, window: Window, n_events: int,
+                  first_device: int) -> tuple[Columns, Columns, Devices]:
+    """Bot sessions (one fresh device each) totalling about `n_events` events, spread evenly over
+    the window with no daily rhythm; also their devices, numbered from `first_device`."""
+    n = int(n_events / 60) + 8
+    kind = rng.choice(3, size=n, p=BOT_KIND_P)
+    length = rng.integers(BOT_LENGTH[kind, 0], BOT_LENGTH[kind, 1] + 1)
+    n = int(np.searchsorted(np.cumsum(length), n_events)) + 1 if n_events > 0 else 0
+    kind, length = kind[:n], length[:n]
+
+    n_human_uas = len(HUMAN_UAS)
+    desktop_first, desktop_count = HUMAN_UA_RANGE[(0, 0)]
+    ua = np.select([kind == 0, kind == 1],
+                   [n_human_uas + rng.integers(0, len(V.CRAWLER_USER_AGENTS), size=n),
+                    n_human_uas + len(V.CRAWLER_USER_AGENTS) + rng.integers(0, len(V.HEADLESS_USER_AGENTS), size=n)],
+                   desktop_first + rng.integers(0, desktop_count, size=n))   # inhuman timing: ordinary browser UA
+    devices = Devices(device=np.zeros(n, dtype=np.int64), platform=np.zeros(n, dtype=np.int64), ua=ua,
+                      ip=public_ips(rng, n, BOT_IP_FIRST_OCTETS))
+
+    s = blank_sessions(n)
+    s.bot_kind, s.dev, s.ip, s.n_events = kind, first_device + np.arange(n), devices.ip, length
+    s.channel = np.where(kind == 0, V.CHANNELS.index("direct"),
+                         rng.choice([V.CHANNELS.index("direct"), V.CHANNELS.index("referral")], size=n))
+
+    sess = np.repeat(np.arange(n), length)
+    pos = np.arange(len(sess)) - np.repeat(np.cumsum(length) - length, length)
+    mix = BOT_MIX[kind[sess]]
+    ev_kind = np.array([PAGE_VIEW, PRODUCT_VIEW, SCROLL])[_choice_rows(rng, mix)]
+    ev_kind[pos == 0] = SESSION_START
+    code = np.where(np.isin(ev_kind, (PAGE_VIEW, SESSION_START)), BOT_PAGE_TYPES[rng.choice(3, size=len(sess), p=[0.1, 0.4, 0.5])], -1)
+    gap_lo, gap_hi = BOT_GAP_MS[kind[sess], 0], BOT_GAP_MS[kind[sess], 1]
+    gap = rng.integers(gap_lo, gap_hi + 1)
+    first = np.flatnonzero(pos == 0)
+    e = Columns(sess=sess, kind=ev_kind, phase=np.zeros(len(sess), dtype=np.int64), slot=np.full(len(sess), -1),
+                code=code, off=_segmented_offsets(gap, first, sess))
+    e.prod = rng.integers(0, len(catalog), size=len(sess))        # crawling: any product, uniformly
+    e.uid_on = np.zeros(len(sess), dtype=bool)
+    s.dur = session_durations(e)
+    s.start = window.start_ms + np.floor(rng.random(n) * (window.days * DAY - s.dur - 1)).astype(np.int64)
     e.t = s.start[e.sess] + e.off
     return s, e, devices
 
