@@ -1,0 +1,65 @@
+"""The canary scan: no planted PII value may appear in clear in any file under the data root.
+
+The generator's manifest lists every structured PII value it planted (emails, phones, names, IPs, street
+addresses). The scan reads every file under the data root except the raw landing zone and the manifest itself:
+parquet files by their decoded string values (compression would hide a clear value from a byte scan), every other
+file (Delta logs, Dagster's SQLite storage and logs, key files) by its bytes. One Aho-Corasick automaton finds
+all values in one pass per file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+STRUCTURED_KINDS = ("emails", "phones", "names", "ips", "street_addresses")
+
+
+@dataclass(frozen=True)
+class Hit:
+    file: str
+    kind: str
+    value: str
+
+
+def planted_values(manifest: dict, kinds=STRUCTURED_KINDS) -> dict[str, str]:
+    return {v: kind for kind in kinds for v in manifest["pii"].get(kind, [])}
+
+
+def _texts(path: Path):
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        for column in table.columns:
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_binary(column.type):
+                values = column.drop_null().to_pylist()
+                if values:
+                    yield "\n".join(v if isinstance(v, str) else v.decode("utf-8", "ignore") for v in values)
+    yield path.read_bytes().decode("utf-8", "ignore")
+
+
+def scan(root: Path, values: dict[str, str], *, exclude: tuple[str, ...] = ("landing", "synth/manifest.json")) -> list[Hit]:
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for value, kind in values.items():
+        automaton.add_word(value, (kind, value))
+    automaton.make_automaton()
+    root = Path(root)
+    hits: set[Hit] = set()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if any(rel == e or rel.startswith(e + "/") for e in exclude):
+            continue
+        for text in _texts(path):
+            for _, (kind, value) in automaton.iter(text):
+                hits.add(Hit(rel, kind, value))
+    return sorted(hits, key=lambda h: (h.file, h.kind, h.value))
+
+
+def scan_data_root(root: Path) -> list[Hit]:
+    manifest = json.loads((Path(root) / "synth" / "manifest.json").read_text())
+    return scan(root, planted_values(manifest))
