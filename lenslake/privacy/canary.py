@@ -41,6 +41,10 @@ def _texts(path: Path):
     yield path.read_bytes().decode("utf-8", "ignore")
 
 
+def _boundary(text: str, i: int) -> bool:
+    return i < 0 or i >= len(text) or not text[i].isalnum()
+
+
 def scan(root: Path, values: dict[str, str], *, exclude: tuple[str, ...] = ("landing", "synth/manifest.json")) -> list[Hit]:
     import ahocorasick
 
@@ -55,8 +59,11 @@ def scan(root: Path, values: dict[str, str], *, exclude: tuple[str, ...] = ("lan
         if any(rel == e or rel.startswith(e + "/") for e in exclude):
             continue
         for text in _texts(path):
-            for _, (kind, value) in automaton.iter(text):
-                hits.add(Hit(rel, kind, value))
+            for end, (kind, value) in automaton.iter(text):
+                start = end - len(value) + 1
+                # Whole values only: "10.1.2.3" inside "110.1.2.34" is not that value.
+                if _boundary(text, start - 1) and _boundary(text, end + 1):
+                    hits.add(Hit(rel, kind, value))
     return sorted(hits, key=lambda h: (h.file, h.kind, h.value))
 
 

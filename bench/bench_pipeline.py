@@ -1,0 +1,101 @@
+"""Benchmark: 1M events from landing to gold through Dagster, against bare reference jobs, in one run.
+
+    python bench/bench_pipeline.py [--events 1000000] [--days 7] [--users 50000] [--engines duckdb,spark]
+
+Each pipeline run is `lenslake run` in its own process, as a user runs it: one single-run backfill of every landing
+day, every asset and check included (imports and session start-up count). Peak memory is the child's max RSS.
+The references do the core work only (read, dedupe, bot filter, sessionize, funnel): plain DuckDB SQL (the floor),
+the PySpark DataFrame API on SQLFrame/DuckDB, and the same code on Spark local (with its session start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.reference_jobs import plain_duckdb_sql, pyspark_api_job  # noqa: E402
+
+
+def run_pipeline(root: Path, engine: str) -> tuple[float, float, bool, str]:
+    for sub in ("tables", "dagster"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+    env = {**os.environ, "LENSLAKE_DATA_ROOT": str(root), "LENSLAKE_ENGINE": engine, "GX_ANALYTICS_ENABLED": "false"}
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "lenslake.cli", "run"], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
+    return wall, peak_gb, proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--users", type=int, default=50_000)
+    ap.add_argument("--root", type=Path, default=None, help="reuse a generated world here")
+    ap.add_argument("--engines", default="duckdb,spark")
+    args = ap.parse_args()
+
+    root = args.root or Path(tempfile.mkdtemp(prefix="lenslake-bench-"))
+    from lenslake.synth.world import generate_world
+
+    if not (root / "synth" / "manifest.json").exists():
+        t = time.perf_counter()
+        manifest = generate_world(root, days=args.days, users=args.users, events=args.events, seed=7)
+        print(f"generated {manifest['totals']['lines']:,} landing lines in {time.perf_counter() - t:.1f} s")
+    manifest = json.loads((root / "synth" / "manifest.json").read_text())
+    landing = root / "landing" / "events"
+    size_mb = sum(p.stat().st_size for p in landing.rglob("*.ndjson")) / 1e6
+    print(f"world: {manifest['totals']['lines']:,} lines, {size_mb:.0f} MB NDJSON, {args.days} days; "
+          f"machine: {os.cpu_count()} cores, {platform.machine()}")
+
+    figures = {}
+    figures["plain DuckDB SQL (floor)"] = plain_duckdb_sql(landing)[0]
+
+    from lenslake.engine import get_engine
+    from lenslake.settings import get_settings
+
+    figures["bare PySpark API on SQLFrame/DuckDB"] = pyspark_api_job(get_engine(get_settings(engine="duckdb")), landing)[0]
+    engines = args.engines.split(",")
+    if "spark" in engines:
+        t = time.perf_counter()
+        spark = get_engine(get_settings(engine="spark"))
+        start = time.perf_counter() - t
+        figures["bare PySpark API on Spark local (incl. start)"] = pyspark_api_job(spark, landing)[0] + start
+        figures["  of which Spark session start"] = start
+        spark.session.stop()
+
+    for engine in engines:
+        wall, peak, ok, out = run_pipeline(root, engine)
+        figures[f"lenslake pipeline via Dagster, {engine}"] = wall
+        figures[f"  peak memory (GB), {engine}"] = peak
+        if not ok:
+            print(out)
+            raise SystemExit(f"the {engine} pipeline run failed")
+
+    print(f"\n{'measure':<52} {'value':>9}")
+    for name, value in figures.items():
+        print(f"{name:<52} {value:>9.1f}")
+    print()
+    if "lenslake pipeline via Dagster, duckdb" in figures:
+        p = figures["lenslake pipeline via Dagster, duckdb"]
+        print(f"ratio pipeline(duckdb) / bare SQLFrame job : {p / figures['bare PySpark API on SQLFrame/DuckDB']:.2f}")
+        print(f"ratio pipeline(duckdb) / plain DuckDB SQL  : {p / figures['plain DuckDB SQL (floor)']:.2f}")
+    if "lenslake pipeline via Dagster, spark" in figures:
+        p = figures["lenslake pipeline via Dagster, spark"]
+        print(f"ratio pipeline(spark) / bare Spark job     : {p / figures['bare PySpark API on Spark local (incl. start)']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
