@@ -61,7 +61,7 @@ def ingest_landing_day(engine: Engine, store: DeltaStore, settings: Settings, da
     events, quarantine = bronze_t.bronze_from_lines(engine, lines, load_keys(settings), ingest_date=date, source="file")
     part = {"ingest_date": date, "source": "file"}
     try:
-        w_events = store.replace_partitions("bronze.events", engine.to_arrow(events), part)
+        w_events = store.replace_partitions("bronze.events", events, part)
     finally:
         engine.release()
     w_quarantine = store.replace_partitions("bronze.events_quarantine", quarantine, part)

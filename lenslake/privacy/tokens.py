@@ -12,6 +12,7 @@ import os
 import re
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lenslake.privacy.keys import KeyRing
 
@@ -23,24 +24,18 @@ def token(value: str, ring: KeyRing) -> str:
     return f"{ring.active}_{base64.b32encode(digest).decode('ascii').lower()}"
 
 
-def token_map(values: pa.Array, ring: KeyRing) -> pa.Table:
-    """``value → token`` for the distinct non-null values given."""
-    distinct = [v for v in values.unique().to_pylist() if v is not None]
-    return pa.table({"value": pa.array(distinct, pa.string()), "token": pa.array([token(v, ring) for v in distinct], pa.string())})
+def tokenize_arrow(table: pa.Table, columns: dict[str, str], ring: KeyRing) -> pa.Table:
+    """Replace each source column by its token column (``{"email": "email_token"}``); raw columns are dropped.
 
-
-def tokenize_columns(engine, df, columns: dict[str, str], ring: KeyRing):
-    """Replace each source column by its token column (``{"email": "email_token"}``); raw columns are dropped."""
-    if not columns:
-        return df
-    F = engine.F
-    values = df.select(F.explode(F.array(*[F.col(src).cast("string") for src in columns])).alias("value"))
-    distinct = engine.to_arrow(values.where(F.col("value").isNotNull()).distinct()).column("value")
-    mapping = engine.from_arrow(token_map(distinct, ring))
+    Each column is dictionary-encoded, the HMAC is computed once per distinct value, and the tokens are put back by
+    index (a vectorized take): no per-row Python, and the same bytes whichever engine produced the rows.
+    """
     for src, dst in columns.items():
-        m = mapping.select(F.col("value").alias(f"_v_{src}"), F.col("token").alias(dst))
-        df = df.join(m, F.col(src).cast("string") == F.col(f"_v_{src}"), "left").drop(f"_v_{src}", src)
-    return df
+        encoded = pc.dictionary_encode(table.column(src).cast(pa.string())).combine_chunks()
+        tokens = pa.array([token(v, ring) for v in encoded.dictionary.to_pylist()], pa.string())
+        table = table.append_column(dst, pc.take(tokens, encoded.indices))
+        table = table.drop_columns([src])
+    return table
 
 
 def seal(plaintext: bytes, ring: KeyRing, associated_data: bytes) -> tuple[str, str]:

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from lenslake.contracts.events import event_fields, token_column, violation_columns
 from lenslake.privacy.keys import KeyStore
-from lenslake.privacy.tokens import masked_preview, seal, token, tokenize_columns
+from lenslake.privacy.tokens import masked_preview, seal, token, tokenize_arrow
 from lenslake.tables import RENAMES, table_spec
 
 TYPED = {"int64": "bigint", "double": "double", "bool": "boolean", "string": "string"}
@@ -27,12 +27,15 @@ def parse_events(engine, lines):
     F = engine.F
     fields = {rule.column: rule.path for rule in event_fields()}
     parsed = engine.json_fields(lines.where(F.col("is_json")), "line", fields)
-    checks = violation_columns(F)
-    return parsed.withColumn("violations", F.concat_ws(";", *checks)).withColumn("reason", F.coalesce(*checks))
+    violations = F.concat_ws(";", *violation_columns(F))
+    parsed = parsed.withColumn("violations", violations)
+    # The first broken rule is the reason; an empty list means the line is valid.
+    first = F.split(F.col("violations"), ";").getItem(0)
+    return parsed.withColumn("reason", F.when(F.col("violations") != F.lit(""), first))
 
 
-def typed_events(engine, valid, keys: KeyStore, *, ingest_date: dt.date, source: str):
-    """Valid parsed events → bronze rows: typed, renamed, PII tokenized, lineage added."""
+def typed_events(engine, valid, keys: KeyStore, *, ingest_date: dt.date, source: str) -> pa.Table:
+    """Valid parsed events → bronze rows (Arrow): typed, renamed, PII tokenized, lineage added."""
     F = engine.F
     cols = []
     pii = {}
@@ -59,7 +62,7 @@ def typed_events(engine, valid, keys: KeyStore, *, ingest_date: dt.date, source:
         F.col("source_file"),
         F.col("source_line"),
     )
-    return tokenize_columns(engine, engine.checkpoint(df), pii, keys.token)
+    return tokenize_arrow(engine.to_arrow(df), pii, keys.token)
 
 
 def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, ingest_date: dt.date, source: str) -> pa.Table:
@@ -125,7 +128,7 @@ def _int_or_none(v):
 
 
 def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, ingest_date: dt.date, source: str = "file"):
-    """Split raw lines into (bronze events DataFrame, quarantine Arrow table). Every line lands in exactly one."""
+    """Split raw lines into (bronze events, quarantine rows), both Arrow. Every line lands in exactly one."""
     F = engine.F
     df = engine.from_arrow(lines)
     parsed = engine.checkpoint(parse_events(engine, df))
@@ -138,5 +141,5 @@ def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, ingest_date: d
     import pyarrow.compute as pc
 
     malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line"])
-    events = engine.checkpoint(typed_events(engine, valid, keys, ingest_date=ingest_date, source=source))
+    events = typed_events(engine, valid, keys, ingest_date=ingest_date, source=source)
     return events, quarantine_rows(rejected, malformed, keys, ingest_date=ingest_date, source=source)
