@@ -13,7 +13,8 @@ import typer
 
 from lenslake.settings import get_settings
 
-app = typer.Typer(help="lenslake: the eyewear retailer's lakehouse.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(help="lenslake: the eyewear retailer's lakehouse.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
 
 
 @app.command()
@@ -78,9 +79,28 @@ def tables():
                    f"tokens={','.join(spec.token_columns) or '-'}")
 
 
-def main():  # pragma: no cover
-    app()
+def main() -> int:
+    """Entry point: errors reach the user as one clear line (LENSLAKE_DEBUG=1 shows the traceback)."""
+    import os
+
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        return e.exit_code
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (typer.echo(f"error: {e.code}", err=True) or 1)
+    except Exception as e:  # noqa: BLE001  (the boundary between the program and a person)
+        if os.environ.get("LENSLAKE_DEBUG"):
+            raise
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+        return 1
+    return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     sys.exit(main())

@@ -11,6 +11,7 @@ lines is computed once, on Arrow, before any engine parses a field.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import threading
 from pathlib import Path
@@ -119,6 +120,8 @@ class DuckDBEngine(Engine):
         from sqlframe.duckdb import types
 
         self.con = duckdb.connect()
+        # Closing before interpreter shutdown spares users duckdb's reference-leak report on exit.
+        atexit.register(self.con.close)
         self.con.execute("SET TimeZone='UTC'")
         if settings.duckdb_threads:
             self.con.execute(f"SET threads={int(settings.duckdb_threads)}")

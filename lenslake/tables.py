@@ -33,7 +33,7 @@ class Column:
     doc: str
     nullable: bool = True
     token: bool = False  # holds a keyed-HMAC token of a PII value
-    pii: bool = False  # holds PII in clear (free text before scrubbing); never in statistics or check samples
+    pii: bool = False  # may hold PII (free text, raw payloads); never in statistics or check samples
     free_text: bool = False
 
 
@@ -147,10 +147,10 @@ def catalogue() -> dict[str, TableSpec]:
                 C("event_type", "string", "schema name claimed by the line, if readable"),
                 C("schema_version", "int32", "schema version claimed by the line, if readable"),
                 C("event_id", "string", "event id claimed by the line, if readable"),
-                C("payload", "string", "the event as JSON with its PII fields tokenized (null for unparseable lines)"),
-                C("payload_encrypted", "string", "AES-GCM ciphertext (base64) of an unparseable line"),
+                C("payload", "string", "the event as JSON with its PII fields tokenized (null for unparseable lines)", pii=True),
+                C("payload_encrypted", "string", "AES-GCM ciphertext (base64) of an unparseable line", pii=True),
                 C("payload_key_id", "string", "id of the key payload_encrypted is sealed with"),
-                C("payload_preview", "string", "masked preview: letters→x, digits→9, so shape shows and content does not"),
+                C("payload_preview", "string", "masked preview: letters→x, digits→9, so shape shows and content does not", pii=True),
                 C("quarantined_at", "timestamp", "when the row was quarantined"),
             )
             + LINEAGE,

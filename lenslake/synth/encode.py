@@ -136,7 +136,7 @@ def encode_events(rng: np.random.Generator, s: Columns, e: Columns, devices: Dev
         parts.append(frame.select(pl.concat_str(
             head.struct.json_encode().str.strip_suffix("}"), "session_keys", "user_member", "session_context",
             tail.struct.json_encode().str.strip_prefix("{"), separator=",")).to_series())
-    lines = pl.concat(parts, rechunk=False)
+    lines = pl.concat(parts)
 
     total_cents = np.zeros(n, dtype=np.int64)
     total_cents[rows[PURCHASE]] = orders.total_cents

@@ -350,6 +350,7 @@ def simulate_bots(rng: np.random.Generator, catalog: Catalog, window: Window, n_
     the window with no daily rhythm; also their devices, numbered from `first_device`."""
     n = int(n_events / 60) + 8
     kind = rng.choice(3, size=n, p=BOT_KIND_P)
+    kind[:3] = np.arange(3)                                   # every kind shows up, even in tiny worlds
     length = rng.integers(BOT_LENGTH[kind, 0], BOT_LENGTH[kind, 1] + 1)
     n = int(np.searchsorted(np.cumsum(length), n_events)) + 1 if n_events > 0 else 0
     kind, length = kind[:n], length[:n]
