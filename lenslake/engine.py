@@ -25,9 +25,9 @@ from lenslake.settings import Settings, get_settings
 _counter = itertools.count()
 
 
-def read_raw_lines(files: list[tuple[Path, str]]) -> pa.Table:
+def read_raw_lines(files: list[tuple[Path, str]], ingest_date=None) -> pa.Table:
     """Raw lines of landing files as Arrow: ``line``, ``source_file`` (relative name), ``source_line`` (1-based),
-    ``is_json`` (a JSON object). Empty lines are dropped (they carry no event)."""
+    ``ingest_date`` (given per call), ``is_json`` (a JSON object). Empty lines are dropped (they carry no event)."""
     parts = []
     for path, rel in files:
         lines = _read_lines(path)
@@ -36,19 +36,21 @@ def read_raw_lines(files: list[tuple[Path, str]]) -> pa.Table:
             pa.table(
                 {
                     "line": lines,
-                    "source_file": pa.array([rel] * n, pa.string()) if n else pa.array([], pa.string()),
+                    "source_file": pa.array([rel] * n, pa.string()),
                     "source_line": pa.array(range(1, n + 1), pa.int64()),
+                    "ingest_date": pa.array([ingest_date] * n, pa.date32()),
                 }
             )
         )
     table = pa.concat_tables(parts) if parts else pa.table(
-        {"line": pa.array([], pa.string()), "source_file": pa.array([], pa.string()), "source_line": pa.array([], pa.int64())}
+        {"line": pa.array([], pa.string()), "source_file": pa.array([], pa.string()),
+         "source_line": pa.array([], pa.int64()), "ingest_date": pa.array([], pa.date32())}
     )
     con = duckdb.connect()
     try:
         con.register("raw_lines", table)
         return con.sql(
-            "SELECT line, source_file, source_line,"
+            "SELECT line, source_file, source_line, ingest_date,"
             " coalesce(json_valid(line) AND json_type(CASE WHEN json_valid(line) THEN line END) = 'OBJECT', false) AS is_json"
             " FROM raw_lines WHERE line IS NOT NULL AND length(trim(line)) > 0 ORDER BY source_file, source_line"
         ).to_arrow_table()

@@ -1,9 +1,12 @@
-"""The event pipeline's steps, one function per table layer and day; Dagster assets are thin wrappers of these.
+"""The event pipeline's steps, one function per layer; Dagster assets are thin wrappers of these.
+
+Each step takes a list of ingest days (one day, or a single-run backfill's range) and leaves the tables exactly as
+running the days one by one, in order, would: one plan per run instead of one per day.
 
 Partitions: bronze is partitioned by the day a line was ingested and its source, so re-running a day replaces
 exactly what that run wrote. Silver is keyed by event id and dated by event time, so a late event merges into its
-own day: a silver run for ingest day D rewrites the event dates D's events touch (plus the next day, whose sessions
-may continue one that crossed midnight), sessionizing with a look-back over the day before.
+own day: a silver run rewrites the event dates its new events touch (plus the next day, whose sessions may continue
+one that crossed midnight), sessionizing with a look-back over the day before.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from lenslake.delta import DeltaStore
@@ -29,17 +33,13 @@ ONE_DAY = dt.timedelta(days=1)
 
 @dataclass
 class StepResult:
-    """What a step did: written tables, counts for metadata and reconciliation."""
+    """What a step did: the Delta writes and counts for metadata and reconciliation."""
 
     writes: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
 
-    def metadata(self) -> dict:
-        md = dict(self.counts)
-        for w in self.writes:
-            md[f"{w.table} rows"] = w.rows
-            md[f"{w.table} version"] = w.version
-        return md
+    def write(self, table: str):
+        return next((w for w in self.writes if w.table == table), None)
 
 
 def landing_days(settings: Settings) -> list[str]:
@@ -54,67 +54,82 @@ def landing_files(settings: Settings, day: str) -> list[tuple[Path, str]]:
     return [(p, str(p.relative_to(settings.data_root))) for p in sorted(folder.glob("*.ndjson"))]
 
 
-def ingest_landing_day(engine: Engine, store: DeltaStore, settings: Settings, day: str) -> StepResult:
-    """Landing NDJSON of one day → bronze.events + bronze.events_quarantine (source 'file')."""
-    date = dt.date.fromisoformat(day)
-    lines = read_raw_lines(landing_files(settings, day))
-    events, quarantine = bronze_t.bronze_from_lines(engine, lines, load_keys(settings), ingest_date=date, source="file")
-    part = {"ingest_date": date, "source": "file"}
+def _dates(days) -> list[dt.date]:
+    return sorted(dt.date.fromisoformat(d) if isinstance(d, str) else d for d in days)
+
+
+def _sql_dates(dates) -> str:
+    return ", ".join(f"DATE '{d}'" for d in dates)
+
+
+def _by_day(values: pa.Array) -> dict[str, int]:
+    return {str(k): v for k, v in sorted(Counter(values.to_pylist()).items())}
+
+
+def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, days) -> StepResult:
+    """Landing NDJSON of the days → bronze.events + bronze.events_quarantine (source 'file')."""
+    dates = _dates(days)
+    lines = pa.concat_tables([read_raw_lines(landing_files(settings, str(d)), d) for d in dates])
     try:
-        w_events = store.replace_partitions("bronze.events", events, part)
+        events, quarantine = bronze_t.bronze_from_lines(engine, lines, load_keys(settings), source="file")
     finally:
         engine.release()
+    part = {"ingest_date": dates, "source": "file"}
+    w_events = store.replace_partitions("bronze.events", events, part)
     w_quarantine = store.replace_partitions("bronze.events_quarantine", quarantine, part)
-    reasons = Counter(quarantine.column("reason_code").to_pylist())
-    landed = lines.num_rows
-    if landed != w_events.rows + w_quarantine.rows:
-        raise RuntimeError(f"{day}: {landed} lines landed but {w_events.rows} + {w_quarantine.rows} were written")
+    if lines.num_rows != w_events.rows + w_quarantine.rows:
+        raise RuntimeError(f"{lines.num_rows} lines landed but {w_events.rows} + {w_quarantine.rows} were written")
+    landed, accepted, quarantined = (_by_day(t.column("ingest_date")) for t in (lines, events, quarantine))
+    per_day = {str(d): {"landed": landed.get(str(d), 0), "accepted": accepted.get(str(d), 0),
+                        "quarantined": quarantined.get(str(d), 0)} for d in dates}
     return StepResult(
         [w_events, w_quarantine],
-        {"landed": landed, "accepted": w_events.rows, "quarantined": w_quarantine.rows, "reasons": dict(sorted(reasons.items()))},
+        {"landed": lines.num_rows, "accepted": w_events.rows, "quarantined": w_quarantine.rows,
+         "reasons": _by_day(quarantine.column("reason_code")), "per_day": per_day},
     )
+
+
+def build_silver(engine: Engine, store: DeltaStore, settings: Settings, days) -> StepResult:
+    """Bronze rows ingested on the days → silver.events, silver.bot_events, silver.sessions."""
+    try:
+        return _build_silver(engine, store, settings, _dates(days))
+    finally:
+        engine.release()
+
+
+def _read(engine, store, table, where):
+    return engine.read_delta(store.path(table), table_spec(table).arrow_schema, where)
 
 
 def _between(F, column: str, lo: dt.date, hi: dt.date):
     return (F.col(column) >= F.lit(lo)) & (F.col(column) <= F.lit(hi))
 
 
-def _silver_event_columns() -> list[str]:
-    return table_spec("silver.events").column_names
-
-
-def build_silver_day(engine: Engine, store: DeltaStore, settings: Settings, day: str) -> StepResult:
-    """Bronze rows ingested on ``day`` → silver.events, silver.bot_events, silver.sessions."""
-    try:
-        return _build_silver_day(engine, store, settings, day)
-    finally:
-        engine.release()
-
-
-def _build_silver_day(engine: Engine, store: DeltaStore, settings: Settings, day: str) -> StepResult:
+def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: list[dt.date]) -> StepResult:
     F = engine.F
-    date = dt.date.fromisoformat(day)
-    bronze = engine.read_delta(store.path("bronze.events"), table_spec("bronze.events").arrow_schema, f"ingest_date = DATE '{day}'")
-    silver_path, silver_schema = store.path("silver.events"), table_spec("silver.events").arrow_schema
+    these = f"ingest_date IN ({_sql_dates(dates)})"
+    bronze = _read(engine, store, "bronze.events", these)
     bronze_rows = engine.count(bronze)
 
+    # Dedupe: the first landed copy wins, and an event already in silver from another ingest day is a duplicate.
     batch = silver_t.dedupe_events(engine, bronze)
-    seen = engine.read_delta(silver_path, silver_schema, f"ingest_date <> DATE '{day}'").select("event_id")
-    seen_bots = engine.read_delta(store.path("silver.bot_events"), table_spec("silver.bot_events").arrow_schema, f"ingest_date <> DATE '{day}'").select("event_id")
-    seen_ids = seen.unionByName(seen_bots).select(F.col("event_id").alias("_seen_id"))
-    batch = batch.join(seen_ids, F.col("event_id") == F.col("_seen_id"), "left").where(F.col("_seen_id").isNull()).drop("_seen_id")
-    classified = silver_t.classify_bots(engine, batch)
+    seen = _read(engine, store, "silver.events", f"NOT ({these})").select("event_id").unionByName(
+        _read(engine, store, "silver.bot_events", f"NOT ({these})").select("event_id")
+    )
+    seen = seen.select(F.col("event_id").alias("_seen_id"))
+    batch = batch.join(seen, F.col("event_id") == F.col("_seen_id"), "left").where(F.col("_seen_id").isNull()).drop("_seen_id")
+    classified = engine.checkpoint(silver_t.classify_bots(engine, batch))
 
-    bots = classified.where(F.col("bot_reason").isNotNull()).select(*table_spec("silver.bot_events").column_names)
-    w_bots = store.replace_partitions("silver.bot_events", engine.to_arrow(bots), {"ingest_date": date})
+    bots = engine.to_arrow(classified.where(F.col("bot_reason").isNotNull()).select(*table_spec("silver.bot_events").column_names))
+    w_bots = store.replace_partitions("silver.bot_events", bots, {"ingest_date": dates})
     humans = engine.to_arrow(
         classified.where(F.col("bot_reason").isNull()).withColumn("event_date", F.to_date(F.col("event_time"))).drop("bot_reason")
     )
     counts = {
         "bronze_rows": bronze_rows,
-        "duplicates_removed": bronze_rows - humans.num_rows - w_bots.rows,
-        "bots_removed": w_bots.rows,
-        "bot_reasons": dict(sorted(Counter(engine.to_arrow(bots.select("bot_reason")).column(0).to_pylist()).items())),
+        "duplicates_removed": bronze_rows - humans.num_rows - bots.num_rows,
+        "bots_removed": bots.num_rows,
+        "bot_reasons": _by_day(bots.column("bot_reason")),
         "new_events": humans.num_rows,
     }
     if humans.num_rows == 0:
@@ -122,58 +137,50 @@ def _build_silver_day(engine: Engine, store: DeltaStore, settings: Settings, day
 
     lo, hi = pc.min(humans.column("event_date")).as_py(), pc.max(humans.column("event_date")).as_py()
     rewrite = (lo, hi + ONE_DAY)
-    context = engine.read_delta(
-        silver_path,
-        silver_schema,
-        f"event_date BETWEEN DATE '{lo - ONE_DAY}' AND DATE '{hi + ONE_DAY}' AND ingest_date <> DATE '{day}'",
-    ).drop("session_id")
-    keep = [c for c in _silver_event_columns() if c != "session_id"]
-    new = engine.from_arrow(humans).select(*keep)
-    combined = silver_t.sessionize(engine, new.unionByName(context.select(*keep)), settings.session_gap_minutes)
-    rewritten = combined.where(_between(F, "event_date", *rewrite))
-    w_events = store.replace_partitions("silver.events", engine.to_arrow(rewritten), {"event_date": rewrite})
+    context = _read(engine, store, "silver.events",
+                    f"event_date BETWEEN DATE '{lo - ONE_DAY}' AND DATE '{hi + ONE_DAY}' AND NOT ({these})")
+    keep = [c for c in table_spec("silver.events").column_names if c != "session_id"]
+    combined = engine.from_arrow(humans).select(*keep).unionByName(context.select(*keep))
+    sessionized = silver_t.sessionize(engine, combined, settings.session_gap_minutes)
+    rewritten = engine.to_arrow(sessionized.where(_between(F, "event_date", *rewrite)))
+    w_events = store.replace_partitions("silver.events", rewritten, {"event_date": rewrite})
 
     # Sessions starting on [lo-1, hi+1]: every one of their events lies in [lo-1, hi+2].
     s_lo, s_hi = lo - ONE_DAY, hi + ONE_DAY
-    around = engine.read_delta(silver_path, silver_schema, f"event_date BETWEEN DATE '{s_lo}' AND DATE '{s_hi + ONE_DAY}'")
-    sessions = silver_t.sessions_from_events(engine, around).where(
-        _between(F, "session_date", s_lo, s_hi)
-    )
+    around = _read(engine, store, "silver.events", f"event_date BETWEEN DATE '{s_lo}' AND DATE '{s_hi + ONE_DAY}'")
+    sessions = silver_t.sessions_from_events(engine, around).where(_between(F, "session_date", s_lo, s_hi))
     w_sessions = store.replace_partitions("silver.sessions", engine.to_arrow(sessions), {"session_date": (s_lo, s_hi)})
     counts["event_dates_rewritten"] = f"{rewrite[0]}..{rewrite[1]}"
     return StepResult([w_bots, w_events, w_sessions], counts)
 
 
-def affected_dates(engine: Engine, store: DeltaStore, day: str) -> tuple[dt.date, dt.date] | None:
-    """The event-date range the silver run of ingest ``day`` wrote (None when it wrote no events)."""
-    t = store.read("silver.events", columns=["event_date"], filter=pc.field("ingest_date") == dt.date.fromisoformat(day))
+def affected_dates(store: DeltaStore, days) -> tuple[dt.date, dt.date] | None:
+    """The event-date range holding events first ingested on the days (None when there are none)."""
+    t = store.read("silver.events", columns=["event_date"], filter=pc.field("ingest_date").isin(_dates(days)))
     if t.num_rows == 0:
         return None
     return pc.min(t.column(0)).as_py(), pc.max(t.column(0)).as_py()
 
 
-def build_gold_day(engine: Engine, store: DeltaStore, settings: Settings, day: str) -> StepResult:
-    """Recompute the gold days that ingest ``day`` touched: KPIs by event date, funnel by session date."""
+def build_gold(engine: Engine, store: DeltaStore, settings: Settings, days) -> StepResult:
+    """Recompute the gold days the ingest days touched: KPIs by event date, funnel by session date."""
     try:
-        return _build_gold_day(engine, store, settings, day)
+        return _build_gold(engine, store, days)
     finally:
         engine.release()
 
 
-def _build_gold_day(engine: Engine, store: DeltaStore, settings: Settings, day: str) -> StepResult:
+def _build_gold(engine: Engine, store: DeltaStore, days) -> StepResult:
     F = engine.F
-    rng = affected_dates(engine, store, day)
+    rng = affected_dates(store, days)
     if rng is None:
-        return StepResult([], {"dates": "none"})
+        return StepResult([], {"event_dates": "none"})
     lo, hi = rng[0], rng[1] + ONE_DAY
-    events = engine.read_delta(
-        store.path("silver.events"), table_spec("silver.events").arrow_schema, f"event_date BETWEEN DATE '{lo}' AND DATE '{hi}'"
-    )
-    w_kpis = store.replace_partitions("gold.daily_kpis", engine.to_arrow(gold_t.daily_kpis(engine, events)), {"event_date": (lo, hi)})
+    events = _read(engine, store, "silver.events", f"event_date BETWEEN DATE '{lo}' AND DATE '{hi}'")
+    kpis = engine.to_arrow(gold_t.daily_kpis(engine, events))
+    w_kpis = store.replace_partitions("gold.daily_kpis", kpis, {"event_date": (lo, hi)})
     s_lo = lo - ONE_DAY
-    sessions = engine.read_delta(
-        store.path("silver.sessions"), table_spec("silver.sessions").arrow_schema, f"session_date BETWEEN DATE '{s_lo}' AND DATE '{hi}'"
-    )
+    sessions = _read(engine, store, "silver.sessions", f"session_date BETWEEN DATE '{s_lo}' AND DATE '{hi}'")
     funnel = gold_t.daily_funnel(engine, sessions.where(F.col("channel").isNotNull() & F.col("device").isNotNull()))
     w_funnel = store.replace_partitions("gold.daily_funnel", engine.to_arrow(funnel), {"session_date": (s_lo, hi)})
     return StepResult([w_kpis, w_funnel], {"event_dates": f"{lo}..{hi}", "session_dates": f"{s_lo}..{hi}"})

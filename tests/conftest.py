@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 import os
 
@@ -66,4 +67,4 @@ def lines_table(lines, source_file="landing/events/2026-11-16/events-000.ndjson"
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "f.ndjson"
         p.write_text(text)
-        return read_raw_lines([(p, source_file)])
+        return read_raw_lines([(p, source_file)], dt.date(2026, 11, 16))

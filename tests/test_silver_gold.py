@@ -7,6 +7,7 @@ import pytest
 
 from lenslake import pipeline
 from lenslake.delta import DeltaStore
+from lenslake.tables import table_spec
 from tests.conftest import make_event
 
 
@@ -16,12 +17,16 @@ def land(settings, day, events):
     (folder / "events-000.ndjson").write_text("\n".join(json.dumps(e) if isinstance(e, dict) else e for e in events) + "\n")
 
 
+STEPS = (pipeline.ingest_landing_days, pipeline.build_silver, pipeline.build_gold)
+
+
 def run_days(engine, settings, days):
+    """Day by day, in order, as daily runs do."""
     store = DeltaStore(settings.tables_dir)
     out = {}
-    for step in (pipeline.ingest_landing_day, pipeline.build_silver_day, pipeline.build_gold_day):
+    for step in STEPS:
         for d in days:
-            out[(step.__name__, d)] = step(engine, store, settings, d).counts
+            out[(step.__name__, d)] = step(engine, store, settings, [d]).counts
     return store, out
 
 
@@ -57,8 +62,8 @@ def test_duplicates_and_bots_never_reach_silver(engine, settings, two_days):
     assert silver.num_rows == len(set(silver.column("event_id").to_pylist())) == 7
     bots = Counter(store.read("silver.bot_events").column("bot_reason").to_pylist())
     assert bots == {"crawler_user_agent": 1, "headless_browser": 1, "inhuman_timing": 60}
-    assert counts[("build_silver_day", "2026-11-16")]["duplicates_removed"] == 1
-    assert counts[("build_silver_day", "2026-11-17")]["duplicates_removed"] == 1
+    assert counts[("build_silver", "2026-11-16")]["duplicates_removed"] == 1
+    assert counts[("build_silver", "2026-11-17")]["duplicates_removed"] == 1
 
 
 def test_a_session_crossing_midnight_stays_whole_and_late_events_join_their_own_day(engine, settings, two_days):
@@ -92,3 +97,20 @@ def test_rerunning_a_day_changes_no_counts(engine, settings, two_days):
     run_days(engine, settings, ["2026-11-16"])
     assert {t: store.read(t).num_rows for t in tables} == before
     assert sorted(map(str, store.read("gold.daily_kpis").to_pylist())) == gold_before
+
+
+def test_a_run_over_a_range_of_days_equals_day_by_day_runs(engine, settings, tmp_path, two_days):
+    import shutil
+
+    from lenslake.settings import get_settings
+
+    by_day, _ = run_days(engine, settings, two_days)
+    ranged = get_settings(data_root=tmp_path / "ranged", engine="duckdb", key_file=settings.resolved_key_file)
+    shutil.copytree(settings.landing_dir, ranged.landing_dir)
+    store = DeltaStore(ranged.tables_dir)
+    for step in STEPS:
+        step(engine, store, ranged, two_days)
+    for table in ("silver.events", "silver.bot_events", "silver.sessions", "gold.daily_kpis", "gold.daily_funnel"):
+        key = table_spec(table).key
+        rows = lambda s: sorted(map(str, s.read(table).sort_by([(k, "ascending") for k in key]).to_pylist()))  # noqa: E731
+        assert rows(store) == rows(by_day), table

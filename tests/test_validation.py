@@ -8,11 +8,10 @@ import pytest
 from lenslake.transforms.bronze import bronze_from_lines
 from tests.conftest import lines_table, make_event
 
-DAY = dt.date(2026, 11, 16)
 
 
 def split(engine, keys, lines):
-    events, quarantine = bronze_from_lines(engine, lines_table(lines), keys, ingest_date=DAY)
+    events, quarantine = bronze_from_lines(engine, lines_table(lines), keys)
     return events, quarantine
 
 

@@ -2,14 +2,13 @@
 
 
 import datetime as dt
-from collections import Counter
 
 import dagster as dg
 import pyarrow.dataset as ds
 
 from assets.common import write_metadata
 from expectations.factory import gx_check_result, gx_check_spec
-from lenslake.pipeline import ingest_landing_day
+from lenslake.pipeline import ingest_landing_days
 from orchestration.partitions import daily_partitions
 from orchestration.resources import Lakehouse
 
@@ -34,29 +33,22 @@ QUARANTINE = dg.AssetKey(["bronze", "events_quarantine"])
     group_name="bronze",
 )
 def bronze_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
-    settings, engine, store = lakehouse.settings(), lakehouse.engine(), lakehouse.store()
-    totals, reasons, per_day, last = Counter(), Counter(), {}, {}
-    for day in context.partition_keys:
-        result = ingest_landing_day(engine, store, settings, day)
-        c = result.counts
-        totals.update({k: c[k] for k in ("landed", "accepted", "quarantined")})
-        reasons.update(c["reasons"])
-        per_day[day] = {k: c[k] for k in ("landed", "accepted", "quarantined")}
-        last = {w.table: w for w in result.writes}
-        context.log.info(f"{day}: {c['landed']} lines → {c['accepted']} bronze, {c['quarantined']} quarantined")
+    store = lakehouse.store()
+    result = ingest_landing_days(lakehouse.engine(), store, lakehouse.settings(), context.partition_keys)
+    c = result.counts
+    context.log.info(f"{c['landed']} lines → {c['accepted']} bronze, {c['quarantined']} quarantined")
     yield dg.MaterializeResult(
         asset_key=EVENTS,
-        metadata=write_metadata(last["bronze.events"], rows_accepted=totals["accepted"], per_day=dg.MetadataValue.json(per_day)),
+        metadata=write_metadata(result.write("bronze.events"), per_day=dg.MetadataValue.json(c["per_day"])),
     )
     yield dg.MaterializeResult(
         asset_key=QUARANTINE,
-        metadata=write_metadata(last["bronze.events_quarantine"], rows_quarantined=totals["quarantined"],
-                                reasons=dg.MetadataValue.json(dict(reasons))),
+        metadata=write_metadata(result.write("bronze.events_quarantine"), reasons=dg.MetadataValue.json(c["reasons"])),
     )
     yield dg.AssetCheckResult(
         check_name="landed_lines_reconcile", asset_key=EVENTS,
-        passed=totals["landed"] == totals["accepted"] + totals["quarantined"],
-        metadata={"landed": totals["landed"], "accepted": totals["accepted"], "quarantined": totals["quarantined"]},
+        passed=c["landed"] == c["accepted"] + c["quarantined"],
+        metadata={"landed": c["landed"], "accepted": c["accepted"], "quarantined": c["quarantined"]},
     )
     days = [dt.date.fromisoformat(d) for d in context.partition_keys]
     yield gx_check_result(store, "bronze.events", ds.field("ingest_date").isin(days))

@@ -8,7 +8,7 @@ import pyarrow.dataset as ds
 
 from assets.common import preview, write_metadata
 from expectations.factory import gx_check_result, gx_check_spec
-from lenslake.pipeline import build_gold_day
+from lenslake.pipeline import build_gold
 from orchestration.partitions import daily_partitions
 from orchestration.resources import Lakehouse
 
@@ -30,20 +30,18 @@ ONE_DAY = dt.timedelta(days=1)
     group_name="gold",
 )
 def gold_tables(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
-    settings, engine, store = lakehouse.settings(), lakehouse.engine(), lakehouse.store()
-    last = {}
-    for day in context.partition_keys:
-        result = build_gold_day(engine, store, settings, day)
-        last.update({w.table: w for w in result.writes})
+    store = lakehouse.store()
+    result = build_gold(lakehouse.engine(), store, lakehouse.settings(), context.partition_keys)
     days = [dt.date.fromisoformat(d) for d in context.partition_keys]
     lo, hi = min(days) - ONE_DAY, max(days) + ONE_DAY
-    kpis = store.read("gold.daily_kpis", filter=(ds.field("event_date") >= lo) & (ds.field("event_date") <= hi))
+    kpis_filter = (ds.field("event_date") >= lo) & (ds.field("event_date") <= hi)
+    kpis, funnel = result.write("gold.daily_kpis"), result.write("gold.daily_funnel")
+    table = store.read("gold.daily_kpis", filter=kpis_filter).sort_by("event_date")
     yield dg.MaterializeResult(
         asset_key=KPIS,
-        metadata=write_metadata(last["gold.daily_kpis"], preview=preview(kpis.sort_by("event_date"),
-                                ["event_date", "sessions", "orders", "revenue", "conversion_rate"], n=10))
-        if "gold.daily_kpis" in last else {},
+        metadata=write_metadata(kpis, preview=preview(table, ["event_date", "sessions", "orders", "revenue", "conversion_rate"], 10))
+        if kpis else {},
     )
-    yield dg.MaterializeResult(asset_key=FUNNEL, metadata=write_metadata(last["gold.daily_funnel"]) if "gold.daily_funnel" in last else {})
-    yield gx_check_result(store, "gold.daily_kpis", (ds.field("event_date") >= lo) & (ds.field("event_date") <= hi))
+    yield dg.MaterializeResult(asset_key=FUNNEL, metadata=write_metadata(funnel) if funnel else {})
+    yield gx_check_result(store, "gold.daily_kpis", kpis_filter)
     yield gx_check_result(store, "gold.daily_funnel", (ds.field("session_date") >= lo - ONE_DAY) & (ds.field("session_date") <= hi))

@@ -2,14 +2,13 @@
 
 
 import datetime as dt
-from collections import Counter
 
 import dagster as dg
 import pyarrow.dataset as ds
 
 from assets.common import write_metadata
 from expectations.factory import gx_check_result, gx_check_spec
-from lenslake.pipeline import build_silver_day
+from lenslake.pipeline import build_silver
 from orchestration.partitions import daily_partitions
 from orchestration.resources import Lakehouse
 
@@ -33,28 +32,22 @@ ONE_DAY = dt.timedelta(days=1)
     group_name="silver",
 )
 def silver_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
-    settings, engine, store = lakehouse.settings(), lakehouse.engine(), lakehouse.store()
-    totals, bot_reasons, last = Counter(), Counter(), {}
-    for day in context.partition_keys:
-        result = build_silver_day(engine, store, settings, day)
-        c = result.counts
-        totals.update({k: c[k] for k in ("bronze_rows", "duplicates_removed", "bots_removed", "new_events")})
-        bot_reasons.update(c["bot_reasons"])
-        last.update({w.table: w for w in result.writes})
-        context.log.info(f"{day}: {c}")
+    store = lakehouse.store()
+    result = build_silver(lakehouse.engine(), store, lakehouse.settings(), context.partition_keys)
+    c = result.counts
+    context.log.info(f"silver: {c}")
+    events, sessions = result.write("silver.events"), result.write("silver.sessions")
     yield dg.MaterializeResult(
         asset_key=EVENTS,
-        metadata=write_metadata(last["silver.events"], duplicates_removed=totals["duplicates_removed"],
-                                new_events=totals["new_events"]) if "silver.events" in last else {"new_events": 0},
+        metadata=(write_metadata(events, duplicates_removed=c["duplicates_removed"], new_events=c["new_events"],
+                                 event_dates_rewritten=c.get("event_dates_rewritten", "")) if events else {"new_events": 0}),
     )
     yield dg.MaterializeResult(
         asset_key=BOTS,
-        metadata=write_metadata(last["silver.bot_events"], bots_removed=totals["bots_removed"],
-                                bot_reasons=dg.MetadataValue.json(dict(bot_reasons))),
+        metadata=write_metadata(result.write("silver.bot_events"), bots_removed=c["bots_removed"],
+                                bot_reasons=dg.MetadataValue.json(c["bot_reasons"])),
     )
-    yield dg.MaterializeResult(
-        asset_key=SESSIONS, metadata=write_metadata(last["silver.sessions"]) if "silver.sessions" in last else {}
-    )
+    yield dg.MaterializeResult(asset_key=SESSIONS, metadata=write_metadata(sessions) if sessions else {})
     days = [dt.date.fromisoformat(d) for d in context.partition_keys]
     lo, hi = min(days) - ONE_DAY, max(days) + ONE_DAY
     yield gx_check_result(store, "silver.events", ds.field("ingest_date").isin(days))

@@ -115,16 +115,16 @@ class Landed:
     violation: np.ndarray      # index into INVALID_KINDS, -1 unless invalid
 
 
-def land(rng: np.random.Generator, lines: pl.Series, kind: np.ndarray, is_bot: np.ndarray, event_day: np.ndarray,
-         days: int) -> Landed:
+def land(rng: np.random.Generator, lines: pl.Series, kind: np.ndarray, is_bot: np.ndarray, spoilable: np.ndarray,
+         event_day: np.ndarray, days: int) -> Landed:
     """Decide where every encoded event line lands and plant the dirt.
 
-    Bots are never dirtied. Invalid and malformed lines come from human events other
-    than session_start (each session keeps its opening event); late and duplicated
-    lines come from the remaining valid human events, never both for one event."""
+    Bots are never dirtied. Invalid and malformed lines come from `spoilable` human
+    events; late and duplicated lines come from the remaining valid human events,
+    never both for one event."""
     n = len(lines)
     human = ~is_bot
-    candidates = np.flatnonzero(human & (kind != V.EVENT_TYPES.index("session_start")))
+    candidates = np.flatnonzero(human & spoilable)
     n_invalid = min(round(INVALID_SHARE * human.sum()), len(candidates))
     n_malformed = min(round(MALFORMED_SHARE * human.sum()), len(candidates) - n_invalid)
     spoiled = rng.choice(candidates, size=n_invalid + n_malformed, replace=False)

@@ -4,7 +4,7 @@ A human session is planned as counts and flags (how many browse events, whether 
 logs in, adds to cart, buys, ...). Its events are then emitted as unordered groups,
 each tagged with a *phase* (start < landing < login < browse < cart < checkout <
 logout < end), and one lexsort puts every session in order at once. Inter-event gaps
-are a segmented cumulative sum, and sessions of one device are pushed apart with a
+are a segmented cumulative sum, and sessions of one customer are pushed apart with a
 segmented running maximum, so nothing loops per session or per event in Python.
 """
 
@@ -26,7 +26,7 @@ PT = {name: code for code, name in enumerate(V.PAGE_TYPES)}
 (P_START, P_LANDING, P_FAILED, P_LOGIN, P_BROWSE, P_CART, P_AFTER_CART, P_CHECKOUT, P_LOGOUT, P_END) = range(10)
 
 SECOND, MINUTE, HOUR, DAY = 1_000, 60_000, 3_600_000, 86_400_000
-DEVICE_SESSION_GAP = 31 * MINUTE      # a device's next session starts > 30 min after its last one ended
+SESSION_GAP = 31 * MINUTE      # a customer's (or visitor device's) next session starts > 30 min after the last
 
 # browse-phase event mix and page types of browse page views
 FILLER_KINDS = np.array([PRODUCT_VIEW, PAGE_VIEW, SCROLL, TIME_ON_PAGE, SEARCH, WISHLIST_ADD])
@@ -238,8 +238,8 @@ def _segmented_offsets(gap: np.ndarray, first: np.ndarray, sess: np.ndarray) -> 
 
 def session_durations(e: Columns) -> np.ndarray:
     """Offset of each session's last event (events grouped by session, in time order)."""
-    last = np.r_[_first_of_session(e.sess)[1:], len(e)] - 1
-    return e.off[last]
+    first = _first_of_session(e.sess)
+    return e.off[np.r_[first[1:], len(e)][:len(first)] - 1]
 
 
 def draw_starts(rng: np.random.Generator, n: int, window: Window) -> np.ndarray:
@@ -249,15 +249,15 @@ def draw_starts(rng: np.random.Generator, n: int, window: Window) -> np.ndarray:
     return window.start_ms + day * DAY + hour * HOUR + rng.integers(0, HOUR, size=n)
 
 
-def push_apart(dev: np.ndarray, start: np.ndarray, dur: np.ndarray) -> np.ndarray:
-    """Delay sessions so that each device's sessions never overlap and are > 30 min apart.
+def push_apart(owner: np.ndarray, start: np.ndarray, dur: np.ndarray) -> np.ndarray:
+    """Delay sessions so that each owner's sessions never overlap and are > 30 min apart.
 
-    Sorted by (device, start), new_start[i] = max(start[i], new_start[i-1] + dur[i-1] + gap).
-    With C[i] the within-device sum of (dur + gap) before i, that recurrence is
-    new_start = C + running_max(start - C), evaluated per device by offsetting each
-    device's values far above the previous device's."""
-    order = np.lexsort((start, dev))
-    d, s, w = dev[order], start[order], dur[order] + DEVICE_SESSION_GAP
+    Sorted by (owner, start), new_start[i] = max(start[i], new_start[i-1] + dur[i-1] + gap).
+    With C[i] the within-owner sum of (dur + gap) before i, that recurrence is
+    new_start = C + running_max(start - C), evaluated per owner by offsetting each
+    owner's values far above the previous owner's."""
+    order = np.lexsort((start, owner))
+    d, s, w = owner[order], start[order], dur[order] + SESSION_GAP
     first = np.r_[True, d[1:] != d[:-1]]
     excl = np.cumsum(w) - w
     within = excl - np.maximum.accumulate(np.where(first, excl, 0))
@@ -267,6 +267,11 @@ def push_apart(dev: np.ndarray, start: np.ndarray, dur: np.ndarray) -> np.ndarra
     out = np.empty_like(start)
     out[order] = shifted
     return out
+
+
+def _owner(s: Columns) -> np.ndarray:
+    """Whose sessions must not overlap: a customer's across all their devices, else the visitor device's."""
+    return np.where(s.user >= 0, s.user, s.user.max(initial=0) + 1 + s.dev)
 
 
 def filter_sessions(s: Columns, e: Columns, keep: np.ndarray) -> tuple[Columns, Columns]:
@@ -284,12 +289,13 @@ def filter_sessions(s: Columns, e: Columns, keep: np.ndarray) -> tuple[Columns, 
 
 def plan_returns(rng: np.random.Generator, s: Columns, e: Columns, taste: TasteModel, catalog: Catalog,
                  devices: Devices, window: Window) -> Columns:
-    """About one purchase in ten is returned in a later short visit from the same device."""
+    """About one purchase in eight is returned in a later short visit from the same device
+    (mostly within a day or two; returns that would fall after the window are not seen)."""
     pe = np.flatnonzero(e.kind == PURCHASE)
     bought_in = e.sess[pe]
     bought_at = s.start[bought_in] + e.off[pe]
-    start = bought_at + rng.integers(2 * HOUR, 5 * DAY, size=len(pe))
-    chosen = (rng.random(len(pe)) < 0.10) & (start < window.end_ms - HOUR)
+    start = bought_at + 2 * HOUR + rng.exponential(1.2 * DAY, size=len(pe)).astype(np.int64)
+    chosen = (rng.random(len(pe)) < 0.12) & (start < window.end_ms - HOUR)
     src, start = bought_in[chosen], start[chosen]
     n = len(src)
     r = blank_sessions(n)
@@ -316,7 +322,7 @@ def simulate_humans(rng: np.random.Generator, people: People, devices: Devices, 
     s, devices = plan_human_sessions(rng, people, devices, taste, catalog, n_events)
     e = compose_human(rng, s)
     s.dur = session_durations(e)
-    s.start = push_apart(s.dev, draw_starts(rng, len(s), window), s.dur)
+    s.start = push_apart(_owner(s), draw_starts(rng, len(s), window), s.dur)
     s, e = filter_sessions(s, e, s.start + s.dur < window.end_ms)
 
     r = plan_returns(rng, s, e, taste, catalog, devices, window)
@@ -324,7 +330,7 @@ def simulate_humans(rng: np.random.Generator, people: People, devices: Devices, 
     r.dur = session_durations(re)
     re.sess = re.sess + len(s)
     s, e = Columns.concat(s, r), Columns.concat(e, re)
-    s.start = push_apart(s.dev, s.start, s.dur)
+    s.start = push_apart(_owner(s), s.start, s.dur)
     s, e = filter_sessions(s, e, s.start + s.dur < window.end_ms)
     s.n_events = np.bincount(e.sess, minlength=len(s))
     e.t = s.start[e.sess] + e.off

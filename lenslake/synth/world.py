@@ -26,7 +26,7 @@ from .catalog import build_catalog
 from .dirt import DUPLICATE_SHARE, INVALID_KINDS, INVALID_SHARE, MALFORMED_SHARE, Landed, land
 from .encode import encode_events
 from .people import Devices, build_people
-from .sessions import DAY, PURCHASE, Columns, Window, simulate_bots, simulate_humans
+from .sessions import DAY, PURCHASE, SESSION_START, Columns, Window, simulate_bots, simulate_humans
 
 BOT_SHARE = 0.03            # of all landed lines
 _STREAMS = ("catalog", "people", "humans", "bots", "encode", "dirt", "shuffle")
@@ -64,7 +64,11 @@ def generate_world(root: Path, *, days: int = 7, users: int = 50_000, seed: int 
     kind = e.kind[line_event]
     is_bot = s.bot_kind[e.sess[line_event]] >= 0
     event_day = (e.t[line_event] - window.start_ms) // DAY
-    landed = land(rng["dirt"], enc.lines, kind, is_bot, event_day, days)
+    # every session keeps its session_start, and every returned order keeps its purchase line
+    returned = np.zeros(len(s), dtype=bool)
+    returned[s.ret_of[s.ret_of >= 0]] = True
+    spoilable = (kind != SESSION_START) & ~((kind == PURCHASE) & returned[e.sess[line_event]])
+    landed = land(rng["dirt"], enc.lines, kind, is_bot, spoilable, event_day, days)
 
     dates = [start + dt.timedelta(days=d) for d in range(days)]
     _write_events(rng["shuffle"], root, landed, dates)

@@ -13,6 +13,7 @@ import hashlib
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lenslake.contracts.events import event_fields, token_column, violation_columns
 from lenslake.privacy.keys import KeyStore
@@ -34,7 +35,7 @@ def parse_events(engine, lines):
     return parsed.withColumn("reason", F.when(F.col("violations") != F.lit(""), first))
 
 
-def typed_events(engine, valid, keys: KeyStore, *, ingest_date: dt.date, source: str) -> pa.Table:
+def typed_events(engine, valid, keys: KeyStore, *, source: str) -> pa.Table:
     """Valid parsed events → bronze rows (Arrow): typed, renamed, PII tokenized, lineage added."""
     F = engine.F
     cols = []
@@ -57,7 +58,7 @@ def typed_events(engine, valid, keys: KeyStore, *, ingest_date: dt.date, source:
         *cols,
         *[F.col(src) for src in pii],
         F.regexp_replace(F.col(ip), r"\.[0-9]+$", ".0/24").alias("ip_prefix"),
-        F.to_date(F.lit(ingest_date.isoformat())).alias("ingest_date"),
+        F.col("ingest_date"),
         F.lit(source).alias("source"),
         F.col("source_file"),
         F.col("source_line"),
@@ -65,7 +66,7 @@ def typed_events(engine, valid, keys: KeyStore, *, ingest_date: dt.date, source:
     return tokenize_arrow(engine.to_arrow(df), pii, keys.token)
 
 
-def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, ingest_date: dt.date, source: str) -> pa.Table:
+def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, source: str) -> pa.Table:
     """Shape rejected and malformed lines into quarantine rows (Python: the rejected path is small by nature)."""
     now = dt.datetime.now(dt.timezone.utc)
     pii_paths = {tuple(r.path.split(".")[1:]): r.pii for r in event_fields() if r.pii}
@@ -86,6 +87,7 @@ def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, 
                 "payload": json.dumps(payload, sort_keys=True, separators=(",", ":")),
                 "source_file": r["source_file"],
                 "source_line": r["source_line"],
+                "ingest_date": r["ingest_date"],
             }
         )
     for r in malformed.to_pylist():
@@ -101,11 +103,11 @@ def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, 
                 "payload_preview": masked_preview(r["line"]),
                 "source_file": r["source_file"],
                 "source_line": r["source_line"],
+                "ingest_date": r["ingest_date"],
             }
         )
     for row in rows:
         row["quarantine_id"] = hashlib.sha256(f"{source}|{row['source_file']}|{row['source_line']}".encode()).hexdigest()[:32]
-        row["ingest_date"] = ingest_date
         row["source"] = source
         row["quarantined_at"] = now
     schema = table_spec("bronze.events_quarantine").arrow_schema
@@ -127,19 +129,18 @@ def _int_or_none(v):
         return None
 
 
-def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, ingest_date: dt.date, source: str = "file"):
-    """Split raw lines into (bronze events, quarantine rows), both Arrow. Every line lands in exactly one."""
+def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, source: str = "file"):
+    """Split raw lines (with their ``ingest_date``) into (bronze events, quarantine rows), both Arrow.
+    Every line lands in exactly one."""
     F = engine.F
     df = engine.from_arrow(lines)
     parsed = engine.checkpoint(parse_events(engine, df))
     valid = parsed.where(F.col("reason").isNull())
     rejected = engine.to_arrow(
         parsed.where(F.col("reason").isNotNull()).select(
-            "line", "source_file", "source_line", "reason", "violations", "schema", "schema_version", "event_id"
+            "line", "source_file", "source_line", "ingest_date", "reason", "violations", "schema", "schema_version", "event_id"
         )
     )
-    import pyarrow.compute as pc
-
-    malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line"])
-    events = typed_events(engine, valid, keys, ingest_date=ingest_date, source=source)
-    return events, quarantine_rows(rejected, malformed, keys, ingest_date=ingest_date, source=source)
+    malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line", "ingest_date"])
+    events = typed_events(engine, valid, keys, source=source)
+    return events, quarantine_rows(rejected, malformed, keys, source=source)

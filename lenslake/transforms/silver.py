@@ -10,16 +10,17 @@ INHUMAN_MAX_AVG_GAP_S = 2.0
 
 
 def dedupe_events(engine, events):
-    """One row per event id: the first landed copy (by source, file, line) wins."""
+    """One row per event id: the first landed copy (by ingest day, source, file, line) wins."""
     F, W = engine.F, engine.Window
-    w = W.partitionBy("event_id").orderBy(F.col("source"), F.col("source_file"), F.col("source_line"))
+    w = W.partitionBy("event_id").orderBy(F.col("ingest_date"), F.col("source"), F.col("source_file"), F.col("source_line"))
     return events.withColumn("_rn", F.row_number().over(w)).where(F.col("_rn") == 1).drop("_rn")
 
 
 def classify_bots(engine, events):
-    """Add ``bot_reason`` (null for humans): crawler or headless user agents, or inhuman timing per device."""
+    """Add ``bot_reason`` (null for humans): crawler or headless user agents, or inhuman timing per device and
+    ingest day (per day, so a run over a range of days classifies exactly as day-by-day runs do)."""
     F, W = engine.F, engine.Window
-    by_device = W.partitionBy("device_token")
+    by_device = W.partitionBy("device_token", "ingest_date")
     micros = F.unix_micros(F.col("event_time"))
     n = F.count(F.lit(1)).over(by_device)
     span_s = (F.max(micros).over(by_device) - F.min(micros).over(by_device)) / F.lit(1_000_000.0)
