@@ -1,0 +1,33 @@
+"""The command line answers quickly and speaks to people in one clear line, never a traceback."""
+
+import subprocess
+import sys
+
+
+def lenslake(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "lenslake.cli", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_help_lists_the_commands():
+    out = lenslake("--help")
+    assert out.returncode == 0
+    for command in ("generate", "run", "demo", "tables"):
+        assert command in out.stdout
+
+
+def test_running_with_no_landing_data_is_a_clear_error(tmp_path):
+    import os
+
+    out = lenslake("run", env={**os.environ, "LENSLAKE_DATA_ROOT": str(tmp_path)})
+    assert out.returncode == 1
+    assert "no landing days" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_bad_option_value_is_a_clear_error():
+    out = lenslake("generate", "--days", "many")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+
+
+def test_tables_lists_the_catalogue():
+    out = lenslake("tables")
+    assert out.returncode == 0 and "bronze.events" in out.stdout and "gold.daily_funnel" in out.stdout
