@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-CRAWLER_UA = r"(?i)(bot|crawler|spider|slurp|python-requests|curl/|wget|scrapy|httpclient|okhttp)"
+# Not okhttp or similar: native apps use those HTTP clients too.
+CRAWLER_UA = r"(?i)(bot|crawler|spider|slurp|python-requests|curl/|wget|scrapy)"
 HEADLESS_UA = r"(?i)(headlesschrome|phantomjs|puppeteer|playwright|selenium)"
 # A device is inhuman when it fires many events at an average gap no person keeps up.
 INHUMAN_MIN_EVENTS = 50
