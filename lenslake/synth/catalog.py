@@ -58,6 +58,7 @@ def _price_cents(rng: np.random.Generator, median: np.ndarray) -> np.ndarray:
 
 
 def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
+    """`n_products` SKUs split over the product types by PRODUCT_TYPE_SHARE (remainder to optical frames)."""
     counts = _type_counts(n_products)
     ptype = np.repeat(np.arange(5), counts)
     n = len(ptype)
@@ -80,10 +81,10 @@ def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
     name_tail = np.full(n, "", dtype=object)
     category_sub = np.full(n, "", dtype=object)
 
-    # --- frames: models with colour variants ---
+    # --- frames: models (about 2.2 colour variants each), drawn per type so a model never mixes OF and SG ---
     fi = np.flatnonzero(is_frame)
-    n_models = max(1, int(len(fi) / 2.2))
-    model = np.sort(rng.integers(0, n_models, size=len(fi)))
+    model = np.concatenate([np.sort(rng.integers(0, max(1, int(c / 2.2)), size=c)) + t * len(fi)
+                            for t, c in zip(FRAME_TYPES, counts[list(FRAME_TYPES)])])
     model = np.unique(model, return_inverse=True)[1]           # dense model ids 0..m-1
     m = model.max() + 1
     brand_pop = np.asarray([b[3] for b in V.FRAME_BRANDS])
@@ -98,7 +99,7 @@ def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
     m_gender = rng.choice(3, size=m, p=[0.3, 0.35, 0.35])
     m_material = rng.integers(0, len(V.MATERIALS), size=m)
     m_desc = rng.integers(0, len(V.DESCRIPTORS), size=m)
-    m_num = rng.choice(9000, size=m, replace=False) + 1000
+    m_num = _unique_numbers(rng, m, 1000)
     lo, hi = np.array([40, 50, 55]), np.array([49, 54, 62])
     m_lw = rng.integers(lo[m_fit], hi[m_fit] + 1) + np.where(m_type == SG, 2, 0)
     m_lw = np.clip(m_lw, 40, 62)
@@ -130,7 +131,7 @@ def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
     kind_factor = np.array([1.0, 2.2, 1.4, 1.2, 1.5])
     brand[li] = _LENS_BRAND0 + l_brand
     cents[li] = _price_cents(rng, np.array([49.0, 89.0, 139.0, 199.0])[l_index] * kind_factor[l_kind])
-    model_num[li] = rng.integers(100, 1000, size=len(li))
+    model_num[li] = _unique_numbers(rng, len(li), 100)
     name_tail[li] = [f"{V.LENS_KINDS[k].replace('_', ' ').title()} {V.LENS_INDEXES[x]} {V.LENS_COATINGS[c]}"
                      for k, x, c in zip(l_kind, l_index, l_coat)]
     category_sub[li] = [V.LENS_KINDS[k] for k in l_kind]
@@ -143,7 +144,7 @@ def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
     c_pack = np.where(c_kind == 0, rng.choice([30, 90], size=len(ci)), rng.choice([3, 6], size=len(ci)))
     brand[ci] = _CONTACT_BRAND0 + c_brand
     cents[ci] = _price_cents(rng, np.where(c_kind == 0, 0.9, 4.5) * c_pack * np.where(c_kind >= 2, 1.4, 1.0))
-    model_num[ci] = rng.integers(100, 1000, size=len(ci))
+    model_num[ci] = _unique_numbers(rng, len(ci), 100)
     name_tail[ci] = [f"{V.CONTACT_LINES[l]} {V.CONTACT_KINDS[k].title()} {p} pack" for l, k, p in zip(c_line, c_kind, c_pack)]
     category_sub[ci] = [V.CONTACT_KINDS[k] for k in c_kind]
 
@@ -152,7 +153,7 @@ def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
     a_kind = rng.integers(0, len(V.ACCESSORY_KINDS), size=len(ai))
     brand[ai] = np.where(rng.random(len(ai)) < 0.75, len(V.FRAME_BRANDS) - 1, rng.integers(0, len(V.FRAME_BRANDS), size=len(ai)))
     cents[ai] = _price_cents(rng, rng.uniform(6.0, 40.0, size=len(ai)))
-    model_num[ai] = rng.integers(100, 1000, size=len(ai))
+    model_num[ai] = _unique_numbers(rng, len(ai), 100)
     colour[ai] = np.where(rng.random(len(ai)) < 0.5, rng.integers(0, len(V.COLOURS), size=len(ai)), -1)
     name_tail[ai] = [V.ACCESSORY_KINDS[k][1] for k in a_kind]
     category_sub[ai] = [V.ACCESSORY_KINDS[k][0] for k in a_kind]
@@ -177,6 +178,11 @@ def build_catalog(rng: np.random.Generator, n_products: int) -> Catalog:
     return Catalog(feed=feed, sku=sku, category=category, model_code=model_code, ptype=ptype, brand=brand,
                    shape=shape, fit=fit, gender=gender, colour=colour, size=size, cents=cents,
                    popularity=popularity, active=active, variants=variants)
+
+
+def _unique_numbers(rng: np.random.Generator, count: int, low: int) -> np.ndarray:
+    """`count` distinct model numbers with as many digits as `low` has (more only if they run out)."""
+    return low + rng.choice(max(9 * low, count), size=count, replace=False)
 
 
 def _scatter(n: int, idx: np.ndarray, values: np.ndarray) -> np.ndarray:

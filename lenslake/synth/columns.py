@@ -60,10 +60,14 @@ def ip_strings(ips: np.ndarray) -> pl.Series:
 
 
 def public_ips(rng: np.random.Generator, n: int, first_octets: Sequence[int]) -> np.ndarray:
-    """Random uint32 IPv4 addresses whose first octet is drawn from `first_octets`."""
+    """Random uint32 IPv4 host addresses whose first octet is drawn from `first_octets`.
+
+    The last octet is 1..254: .0 and .255 are network and broadcast addresses, never a host's (and a host address
+    ending in .0 would read as the /24 prefix that analytics keeps)."""
     first = rng.choice(np.asarray(first_octets, dtype=np.int64), size=n)
-    rest = rng.integers(1, 1 << 24, size=n, dtype=np.int64)
-    return ((first << 24) | rest).astype(np.uint32)
+    middle = rng.integers(0, 1 << 16, size=n, dtype=np.int64)
+    last = rng.integers(1, 255, size=n, dtype=np.int64)
+    return ((first << 24) | (middle << 8) | last).astype(np.uint32)
 
 
 def money(cents: np.ndarray) -> np.ndarray:

@@ -141,8 +141,10 @@ def land(rng: np.random.Generator, lines: pl.Series, kind: np.ndarray, is_bot: n
     dups = np.sort(rng.choice(dup_pool, size=min(round(DUPLICATE_SHARE * n_valid_human), len(dup_pool)), replace=False))
     dup_day = event_day[dups] + ((rng.random(len(dups)) < 0.3) & (event_day[dups] < days - 1))
 
+    # one violation per line, uniformly among those that apply to its event type
     options = invalid_kind_options(kind[invalid])
-    violation = (rng.random(len(invalid))[:, None] < np.cumsum(options, axis=1) / options.sum(axis=1, keepdims=True)).argmax(axis=1)
+    cdf = np.cumsum(options, axis=1) / options.sum(axis=1, keepdims=True)
+    violation = (rng.random(len(invalid))[:, None] < cdf).argmax(axis=1)
     u = rng.random((len(invalid) + len(malformed), 2)).tolist()
     invalid_lines = [make_invalid(line, int(k), a, b)
                      for line, k, (a, b) in zip(lines.gather(invalid).to_list(), violation, u[:len(invalid)])]

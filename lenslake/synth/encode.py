@@ -1,8 +1,15 @@
 """Turn simulated sessions and events into contract-shaped JSON lines.
 
-All events share one envelope frame (built column-wise with gathers from session and
-device tables). Per event type, the rows of that type get a `properties` struct and
-polars' `struct.json_encode` serialises the whole row in one vectorised pass.
+A line is concatenated from JSON fragments, each produced by polars' vectorised
+`struct.json_encode` (which does the escaping) with its braces stripped:
+
+    {"schema":..,"schema_version":1,"event_id":..,"event_time":..   per event
+    "session_id":..,"anonymous_id":..                               per session, encoded once
+    "user_id":..                                                    per event
+    "channel":..,"device":..,"platform":..,"user_agent":..,"ip":..  per session, encoded once
+    "page_url":..,"properties":{..}}                                per event, struct per type
+
+so the long session-constant text (user agents) is serialised once per session, not per event.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import vocab as V
-from .catalog import Catalog, CL, LN, SG
+from .catalog import CL, LN, Catalog
 from .columns import digit_chars, fixed_width, hex_chars, ip_strings, money, pick
 from .people import Devices, People
 from .search import search_queries
@@ -32,8 +39,9 @@ class Encoded:
     event_id: pl.Series           # aligned with lines
     device_id: pl.Series          # anonymous_id of every device
     total_cents: np.ndarray       # per event (event order): the order total of purchases, 0 elsewhere
-    pii: dict[str, list[str]]     # structured PII values that appear in the lines
-    free_text_pii: list[dict]
+    free_text_carrier: np.ndarray # per event (event order): a search whose query holds free-text PII
+    pii: dict[str, list[str]]     # structured PII values in the lines (emails, phones, names, ips, streets)
+    free_text_pii: list[dict]     # {"value", "kind"} planted in search queries
 
 
 def encode_events(rng: np.random.Generator, s: Columns, e: Columns, devices: Devices, people: People,
@@ -88,7 +96,7 @@ def encode_events(rng: np.random.Generator, s: Columns, e: Columns, devices: Dev
     props[PRODUCT_VIEW] = {"sku": sub(sku, PRODUCT_VIEW), "category": sub(category, PRODUCT_VIEW),
                            "list_price": sub(unit_price, PRODUCT_VIEW)}
     r = rows[SEARCH]
-    query, results, free_text = search_queries(rng, catalog, e.prod[r],
+    query, results, query_pii, free_text = search_queries(rng, catalog, e.prod[r],
                                                np.where(user[r] >= 0, people.sph[np.maximum(user[r], 0)], np.nan))
     props[SEARCH] = {"query": query, "results_count": results}
     props[SCROLL] = {"depth_pct": np.round(rng.beta(2.0, 1.5, size=len(rows[SCROLL])) * 100).astype(np.int64)}
@@ -140,6 +148,8 @@ def encode_events(rng: np.random.Generator, s: Columns, e: Columns, devices: Dev
 
     total_cents = np.zeros(n, dtype=np.int64)
     total_cents[rows[PURCHASE]] = orders.total_cents
+    free_text_carrier = np.zeros(n, dtype=bool)
+    free_text_carrier[rows[SEARCH][query_pii]] = True
     pii = {
         "emails": _distinct(orders.properties["email"], props[LOGIN]["email"], failed_email),
         "phones": _distinct(orders.properties["phone"]),
@@ -148,7 +158,7 @@ def encode_events(rng: np.random.Generator, s: Columns, e: Columns, devices: Dev
         "street_addresses": _distinct(orders.properties["shipping_street"]),
     }
     return Encoded(lines=lines, event_of_line=by_type, event_id=env["event_id"], device_id=device_id,
-                   total_cents=total_cents, pii=pii, free_text_pii=free_text)
+                   total_cents=total_cents, free_text_carrier=free_text_carrier, pii=pii, free_text_pii=free_text)
 
 
 def _json_members(frame: pl.DataFrame) -> pl.Series:
@@ -203,8 +213,10 @@ def _return_reasons(rng: np.random.Generator, ptype: np.ndarray) -> np.ndarray:
 def _failed_login_emails(rng: np.random.Generator, people: People, user: np.ndarray) -> pl.Series:
     """Known customers mistype their password with their own e-mail; anonymous visitors try
     accounts that do not exist, on domains no customer uses."""
-    first = pick([f.lower() for f in V.NAMES["en"][0] + V.NAMES["en"][1]], rng.integers(0, 28, size=len(user)))
-    last = pick([l.lower().replace("'", "") for l in V.NAMES["en"][2]], rng.integers(0, len(V.NAMES["en"][2]), size=len(user)))
+    firsts = [f.lower() for f in V.NAMES["en"][0] + V.NAMES["en"][1]]
+    lasts = [name.lower().replace("'", "") for name in V.NAMES["en"][2]]
+    first = pick(firsts, rng.integers(0, len(firsts), size=len(user)))
+    last = pick(lasts, rng.integers(0, len(lasts), size=len(user)))
     domain = pick(V.UNKNOWN_ACCOUNT_DOMAINS, rng.integers(0, len(V.UNKNOWN_ACCOUNT_DOMAINS), size=len(user)))
     unknown = pl.DataFrame({"f": first, "l": last, "n": rng.integers(1, 1000, size=len(user)), "d": domain}).select(
         pl.format("{}{}{}@{}", "f", "l", "n", "d")).to_series()
@@ -219,7 +231,7 @@ class _Orders:
         pe = np.flatnonzero(e.kind == PURCHASE)
         sess = e.sess[pe]
         self._order_of_session = np.full(len(s), -1)
-        self._order_of_session[sess] = np.argsort(np.argsort(e.t[pe], kind="stable"), kind="stable")
+        self._order_of_session[sess] = np.argsort(np.argsort(e.t[pe], kind="stable"), kind="stable")   # time rank
         first_number = int(rng.integers(1_000_000_000, 2_000_000_000))
         self._order_ids = fixed_width(len(pe), b"O", digit_chars(first_number + np.arange(len(pe)), 10))
         n_items = 1 + ((s.n_add[sess] == 2) & ~s.remove[sess])

@@ -106,7 +106,7 @@ def _unique_phones(rng: np.random.Generator, templates: list[str], which: np.nda
         phones = phones.scatter(rows, fill_template(rng, templates, which[rows]))
 
 
-# customer phone formats per country; free-text PII phones use other prefixes (see freetext.py)
+# customer phone formats per country; free-text PII phones use other prefixes (see search.py)
 PHONE_TEMPLATES = {"GB": "+44 77## ######", "DE": "+49 15# #######", "FR": "+33 6 ## ## ## ##", "NL": "+31 6 ########",
                    "ES": "+34 6## ### ###", "IT": "+39 3## ### ####", "IE": "+353 8# ### ####", "US": "+1 (2##) ###-####"}
 POSTCODE_TEMPLATES = {"GB": "@@# #@@", "DE": "#####", "FR": "#####", "NL": "#### @@", "ES": "#####", "IT": "#####",
@@ -134,8 +134,8 @@ def build_people(rng: np.random.Generator, n: int, start: dt.date) -> tuple[Peop
     f_ascii, l_ascii = fold(first), fold(last)
     number = (rng.permutation(n) + 1).astype(np.int64)
     dom_vocab, dom_idx = _pool_draw(rng, [V.EMAIL_DOMAINS[l] for l in LANGS], lang)
-    style = rng.integers(0, 4, size=n)
-    emails = pl.DataFrame({"f": f_ascii, "l": l_ascii, "n": number, "d": pick(dom_vocab, dom_idx), "s": style}).select(
+    email_style = rng.integers(0, 4, size=n)
+    emails = pl.DataFrame({"f": f_ascii, "l": l_ascii, "n": number, "d": pick(dom_vocab, dom_idx), "s": email_style}).select(
         pl.when(pl.col("s") == 0).then(pl.format("{}.{}{}@{}", "f", "l", "n", "d"))
         .when(pl.col("s") == 1).then(pl.format("{}{}{}@{}", "f", "l", "n", "d"))
         .when(pl.col("s") == 2).then(pl.format("{}.{}{}@{}", pl.col("f").str.slice(0, 1), "l", "n", "d"))

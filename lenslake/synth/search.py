@@ -42,9 +42,10 @@ def free_text_pool(rng: np.random.Generator, size: int = 120) -> tuple[list[str]
 
 
 def search_queries(rng: np.random.Generator, catalog: Catalog, prod: np.ndarray, sph: np.ndarray
-                   ) -> tuple[pl.Series, np.ndarray, list[dict]]:
+                   ) -> tuple[pl.Series, np.ndarray, np.ndarray, list[dict]]:
     """One query per search event about product `prod`, by a shopper with right-eye sphere `sph`
-    (NaN when unknown). Returns queries, results counts, and the free-text PII planted."""
+    (NaN when unknown). Returns queries, results counts, which queries carry free-text PII,
+    and the PII values planted."""
     n = len(prod)
     is_frame = catalog.ptype[prod] <= SG
     template = np.where(is_frame, rng.choice(6, size=n, p=_FRAME_TEMPLATE_P),
@@ -88,4 +89,6 @@ def search_queries(rng: np.random.Generator, catalog: Catalog, prod: np.ndarray,
     query = query.scatter(pii_rows, pl.Series(pii_queries, dtype=pl.String))
     results[pii_rows] = 0
     planted = sorted({(kinds[c], values[c]) for c in chosen})
-    return query, results, [{"value": v, "kind": k} for k, v in planted]
+    has_pii = np.zeros(n, dtype=bool)
+    has_pii[pii_rows] = True
+    return query, results, has_pii, [{"value": v, "kind": k} for k, v in planted]

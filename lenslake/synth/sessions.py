@@ -243,10 +243,14 @@ def session_durations(e: Columns) -> np.ndarray:
 
 
 def draw_starts(rng: np.random.Generator, n: int, window: Window) -> np.ndarray:
-    """Session start times over the window following the daily rhythm."""
+    """Session start times over the window following the daily rhythm; a few night owls
+    start in the quarter hour before an inner midnight, so some sessions span two days."""
     day = rng.integers(0, window.days, size=n)
     hour = rng.choice(24, size=n, p=HOUR_WEIGHTS / HOUR_WEIGHTS.sum())
-    return window.start_ms + day * DAY + hour * HOUR + rng.integers(0, HOUR, size=n)
+    start = window.start_ms + day * DAY + hour * HOUR + rng.integers(0, HOUR, size=n)
+    owl = (rng.random(n) < 0.005) & (window.days > 1)
+    midnight = window.start_ms + DAY * (1 + rng.integers(0, max(window.days - 1, 1), size=n))
+    return np.where(owl, midnight - rng.integers(MINUTE, 15 * MINUTE, size=n), start)
 
 
 def push_apart(owner: np.ndarray, start: np.ndarray, dur: np.ndarray) -> np.ndarray:
@@ -295,7 +299,10 @@ def plan_returns(rng: np.random.Generator, s: Columns, e: Columns, taste: TasteM
     bought_in = e.sess[pe]
     bought_at = s.start[bought_in] + e.off[pe]
     start = bought_at + 2 * HOUR + rng.exponential(1.2 * DAY, size=len(pe)).astype(np.int64)
-    chosen = (rng.random(len(pe)) < 0.12) & (start < window.end_ms - HOUR)
+    in_window = start < window.end_ms - HOUR
+    chosen = (rng.random(len(pe)) < 0.12) & in_window
+    if in_window.any() and not chosen.any():
+        chosen[np.argmax(in_window)] = True          # even a tiny world shows one return
     src, start = bought_in[chosen], start[chosen]
     n = len(src)
     r = blank_sessions(n)

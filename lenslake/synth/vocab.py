@@ -122,11 +122,13 @@ CITIES = {
 NAMES = {
     "en": (("Olivia", "Emma", "Amelia", "Sophie", "Grace", "Chloe", "Hannah", "Lucy", "Megan", "Niamh", "Aoife", "Emily", "Jessica", "Charlotte"),
            ("Oliver", "Jack", "Harry", "George", "Noah", "James", "Liam", "Thomas", "Daniel", "Conor", "Michael", "William", "Ethan", "Samuel"),
-           ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Evans", "Walsh", "Murphy", "O'Brien", "Johnson", "Clarke", "Hughes", "Wright", "Robinson", "Kelly", "Thompson", "Davies"),
+           ("Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Evans", "Walsh", "Murphy", "O'Brien",
+            "Johnson", "Clarke", "Hughes", "Wright", "Robinson", "Kelly", "Thompson", "Davies"),
            ("High", "Station", "Church", "Park", "Victoria", "Mill", "Queen", "King", "Green", "Manor", "Oak", "Maple")),
     "de": (("Anna", "Lena", "Mia", "Sophie", "Laura", "Julia", "Lea", "Hannah", "Katharina", "Jana", "Sabine", "Jülide"),
            ("Lukas", "Jonas", "Leon", "Felix", "Maximilian", "Paul", "Tobias", "Jan", "Stefan", "Matthias", "Jürgen", "Florian"),
-           ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Hoffmann", "Schulz", "Koch", "Richter", "Bauer", "Wolf"),
+           ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Hoffmann", "Schulz",
+            "Koch", "Richter", "Bauer", "Wolf"),
            ("Haupt", "Garten", "Schiller", "Goethe", "Linden", "Berg", "Bahnhof", "Kirch", "Rosen", "Wald")),
     "fr": (("Camille", "Léa", "Manon", "Chloé", "Inès", "Sarah", "Julie", "Emma", "Claire", "Élodie"),
            ("Lucas", "Hugo", "Louis", "Gabriel", "Arthur", "Nathan", "Théo", "Julien", "Antoine", "Mathieu"),
@@ -159,7 +161,8 @@ UNKNOWN_ACCOUNT_DOMAINS = ("aol.com", "mail.com")
 # Free-text PII (typed into search) is drawn from pools disjoint from every customer value:
 # names no customer pool contains, e-mail domains no customer uses, phone prefixes no customer gets.
 FREE_TEXT_FIRST = ("Astrid", "Piotr", "Ingrid", "Mikko", "Zsofia", "Tomasz", "Freja", "Olaf", "Katarzyna", "Bogdan", "Sigrid", "Lars")
-FREE_TEXT_LAST = ("Lindqvist", "Kowalczyk", "Haugland", "Nieminen", "Horvath", "Dvorak", "Petrov", "Kristiansen", "Virtanen", "Szabo", "Novak", "Andersson")
+FREE_TEXT_LAST = ("Lindqvist", "Kowalczyk", "Haugland", "Nieminen", "Horvath", "Dvorak", "Petrov", "Kristiansen",
+                  "Virtanen", "Szabo", "Novak", "Andersson")
 FREE_TEXT_DOMAINS = ("protonmail.com", "icloud.com", "fastmail.com")
 FREE_TEXT_QUERY_TEMPLATES = (
     ("", ""), ("order for ", ""), ("", " order status"), ("contact ", " about my order"), ("call me back ", ""),

@@ -6,7 +6,7 @@ stage's draws never shifts another's):
     catalog, people  ->  human sessions + bot sessions  ->  JSON lines  ->  dirt  ->  files
 
 Output under `root`:
-    landing/events/<YYYY-MM-DD>/events-000.ndjson   lines by landing day, shuffled
+    landing/events/<YYYY-MM-DD>/events-000.ndjson   lines by landing day, shuffled (folder replaced)
     landing/catalog/products.ndjson
     landing/customers/{customers,prescriptions,service_history,consent}.ndjson
     synth/manifest.json                             what was planted, counted
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from .catalog import build_catalog
 from .dirt import DUPLICATE_SHARE, INVALID_KINDS, INVALID_SHARE, MALFORMED_SHARE, Landed, land
 from .encode import encode_events
 from .people import Devices, build_people
-from .sessions import DAY, PURCHASE, SESSION_START, Columns, Window, simulate_bots, simulate_humans
+from .sessions import DAY, PURCHASE, RETURN, SESSION_START, Columns, Window, simulate_bots, simulate_humans
 
 BOT_SHARE = 0.03            # of all landed lines
 _STREAMS = ("catalog", "people", "humans", "bots", "encode", "dirt", "shuffle")
@@ -43,6 +44,8 @@ def generate_world(root: Path, *, days: int = 7, users: int = 50_000, seed: int 
         raise ValueError("need days >= 1, users >= 1 and products >= 50")
     root = Path(root)
     start = start or (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days))
+    if isinstance(start, dt.datetime):
+        start = start.date()
     events = round(1_000_000 * days / 7) if events is None else events
     rng = dict(zip(_STREAMS, np.random.default_rng(seed).spawn(len(_STREAMS))))
     window = Window(int(np.datetime64(start, "ms").astype(np.int64)), days)
@@ -64,10 +67,12 @@ def generate_world(root: Path, *, days: int = 7, users: int = 50_000, seed: int 
     kind = e.kind[line_event]
     is_bot = s.bot_kind[e.sess[line_event]] >= 0
     event_day = (e.t[line_event] - window.start_ms) // DAY
-    # every session keeps its session_start, and every returned order keeps its purchase line
+    # Spoiling spares each session's session_start, returns (rare) and the purchases they refer
+    # to, and the searches carrying free-text PII, so what the manifest claims is in the files.
     returned = np.zeros(len(s), dtype=bool)
     returned[s.ret_of[s.ret_of >= 0]] = True
-    spoilable = (kind != SESSION_START) & ~((kind == PURCHASE) & returned[e.sess[line_event]])
+    spoilable = (~np.isin(kind, (SESSION_START, RETURN)) & ~((kind == PURCHASE) & returned[e.sess[line_event]])
+                 & ~enc.free_text_carrier[line_event])
     landed = land(rng["dirt"], enc.lines, kind, is_bot, spoilable, event_day, days)
 
     dates = [start + dt.timedelta(days=d) for d in range(days)]
@@ -89,7 +94,9 @@ def generate_world(root: Path, *, days: int = 7, users: int = 50_000, seed: int 
 
 
 def _write_events(rng: np.random.Generator, root: Path, landed: Landed, dates: list[dt.date]) -> None:
-    """One file per landing day, its lines in a seeded random order so dirt is mixed in."""
+    """One file per landing day, its lines in a seeded random order so dirt is mixed in.
+    Day folders of a previously generated world are removed first."""
+    shutil.rmtree(root / "landing" / "events", ignore_errors=True)
     order = np.lexsort((rng.permutation(len(landed.day)), landed.day))
     lines = landed.lines.rechunk().gather(order)   # gathering from one chunk is far faster
     bounds = np.r_[0, np.cumsum(np.bincount(landed.day, minlength=len(dates)))]
