@@ -31,7 +31,7 @@ def plain_duckdb_sql(landing: Path) -> tuple[float, int]:
                                                escape='', header=false, auto_detect=false)),
         parsed AS (SELECT {cols} FROM (SELECT json_extract_string(line, [{extract}]) AS j FROM raw WHERE json_valid(line))),
         dedup AS (SELECT * EXCLUDE rn FROM (SELECT *, row_number() OVER (PARTITION BY event_id ORDER BY event_time) rn FROM parsed) WHERE rn = 1),
-        human AS (SELECT *, CAST(event_time AS TIMESTAMPTZ) AS ts FROM dedup WHERE NOT regexp_matches(user_agent, '{BOT_UA}')),
+        human AS (SELECT *, TRY_CAST(event_time AS TIMESTAMPTZ) AS ts FROM dedup WHERE regexp_matches(event_time, '^[0-9]{4}-[0-9]{2}-[0-9]{2}T') AND NOT regexp_matches(user_agent, '{BOT_UA}')),
         gaps AS (SELECT *, CASE WHEN lag(ts) OVER w IS NULL OR ts - lag(ts) OVER w > INTERVAL 30 MINUTE THEN 1 ELSE 0 END AS s
                  FROM human WINDOW w AS (PARTITION BY device ORDER BY ts)),
         sess AS (SELECT *, sum(s) OVER (PARTITION BY device ORDER BY ts ROWS UNBOUNDED PRECEDING) AS seq FROM gaps),
@@ -58,7 +58,8 @@ def pyspark_api_job(engine, landing: Path) -> tuple[float, int]:
         lines = lines.where(F.col("line").startswith("{"))
     else:
         lines = engine.from_arrow(read_raw_lines(files)).where(F.col("is_json"))
-    df = engine.json_fields(lines, "line", FIELDS).where(F.col("event_id").isNotNull() & F.col("event_time").isNotNull())
+    df = engine.json_fields(lines, "line", FIELDS).where(
+        F.col("event_id").isNotNull() & F.col("event_time").rlike(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T"))
     w = W.partitionBy("event_id").orderBy("event_time")
     df = df.withColumn("rn", F.row_number().over(w)).where(F.col("rn") == 1)
     df = df.where(~F.col("user_agent").rlike(BOT_UA)).withColumn("ts", F.to_timestamp("event_time"))

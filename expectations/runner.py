@@ -19,6 +19,15 @@ class SuiteOutcome:
     statistics: dict = field(default_factory=dict)  # per failed expectation: unexpected counts (non-sensitive only)
 
 
+def _condition_columns(condition) -> list[str]:
+    """Columns a GX row condition (Condition objects: ``Column("x").is_in([...])``, and/or) refers to."""
+    if condition is None or isinstance(condition, str):
+        return []
+    column = getattr(condition, "column", None)
+    own = [column.name] if column is not None else []
+    return own + [c for sub in getattr(condition, "conditions", None) or [] for c in _condition_columns(sub)]
+
+
 def _columns_of(expectation) -> list[str]:
     cols = []
     for attr in ("column", "column_A", "column_B"):
@@ -26,7 +35,7 @@ def _columns_of(expectation) -> list[str]:
         if v:
             cols.append(v)
     cols.extend(getattr(expectation, "column_list", None) or [])
-    return cols
+    return cols + _condition_columns(getattr(expectation, "row_condition", None))
 
 
 def columns_needed(expectations) -> list[str]:
@@ -39,16 +48,21 @@ def run_suite(name: str, expectations, frame, sensitive_columns: set[str]) -> Su
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_def = context.data_sources.add_pandas("frames").add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-    batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
+    asset = context.data_sources.add_pandas("frames").add_dataframe_asset(name)
     outcome = SuiteOutcome(passed=True, evaluated=0)
     sensitive = [e for e in expectations if set(_columns_of(e)) & sensitive_columns]
     plain = [e for e in expectations if e not in sensitive]
-    for group, result_format in ((plain, "BASIC"), (sensitive, "BOOLEAN_ONLY")):
+    # Counts without values for plain columns; nothing but pass/fail for sensitive ones.
+    formats = (({"result_format": "BASIC", "partial_unexpected_count": 0}, plain), ({"result_format": "BOOLEAN_ONLY"}, sensitive))
+    for i, (result_format, group) in enumerate(formats):
         if not group:
             continue
-        suite = gx.ExpectationSuite(name=f"{name}_{result_format.lower()}", expectations=[e.copy() for e in group])
-        result = batch.validate(suite, result_format=result_format)
+        # Each group validates a frame of only its columns: GX hashes the whole frame it is given.
+        columns = [c for c in frame.columns if c in set(columns_needed(group))]
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{name}_{i}", expectations=[e.copy() for e in group]))
+        batch = asset.add_batch_definition_whole_dataframe(f"all_{i}")
+        run = context.validation_definitions.add(gx.ValidationDefinition(name=f"{name}_{i}", data=batch, suite=suite))
+        result = run.run(batch_parameters={"dataframe": frame[columns]}, result_format=result_format)
         for r in result.results:
             outcome.evaluated += 1
             kw = r.expectation_config.kwargs
@@ -67,9 +81,8 @@ def run_suite(name: str, expectations, frame, sensitive_columns: set[str]) -> Su
             elif not r.success:
                 outcome.failed.append(label)
                 outcome.passed = False
-                if result_format == "BASIC":
-                    res = r.result or {}
-                    outcome.statistics[label] = {
-                        k: res[k] for k in ("element_count", "unexpected_count", "unexpected_percent") if k in res
-                    }
+                res = r.result or {}
+                stats = {k: res[k] for k in ("element_count", "unexpected_count", "unexpected_percent") if k in res}
+                if stats:
+                    outcome.statistics[label] = stats
     return outcome

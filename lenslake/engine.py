@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -32,13 +33,14 @@ def read_raw_lines(files: list[tuple[Path, str]], ingest_date=None) -> pa.Table:
     for path, rel in files:
         lines = _read_lines(path)
         n = len(lines)
+        zeros = np.zeros(n, dtype=np.int32)
         parts.append(
             pa.table(
                 {
                     "line": lines,
-                    "source_file": pa.array([rel] * n, pa.string()),
-                    "source_line": pa.array(range(1, n + 1), pa.int64()),
-                    "ingest_date": pa.array([ingest_date] * n, pa.date32()),
+                    "source_file": pa.array([rel], pa.string()).take(zeros),
+                    "source_line": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+                    "ingest_date": pa.array([ingest_date], pa.date32()).take(zeros),
                 }
             )
         )
@@ -49,10 +51,11 @@ def read_raw_lines(files: list[tuple[Path, str]], ingest_date=None) -> pa.Table:
     con = duckdb.connect()
     try:
         con.register("raw_lines", table)
+        # A valid JSON text that starts with '{' is an object; insertion order (file, line) is kept.
         return con.sql(
             "SELECT line, source_file, source_line, ingest_date,"
-            " coalesce(json_valid(line) AND json_type(CASE WHEN json_valid(line) THEN line END) = 'OBJECT', false) AS is_json"
-            " FROM raw_lines WHERE line IS NOT NULL AND length(trim(line)) > 0 ORDER BY source_file, source_line"
+            " coalesce(json_valid(line) AND starts_with(ltrim(line), '{'), false) AS is_json"
+            " FROM raw_lines WHERE line IS NOT NULL AND length(trim(line)) > 0"
         ).to_arrow_table()
     finally:
         con.close()

@@ -122,25 +122,24 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
 
     bots = engine.to_arrow(classified.where(F.col("bot_reason").isNotNull()).select(*table_spec("silver.bot_events").column_names))
     w_bots = store.replace_partitions("silver.bot_events", bots, {"ingest_date": dates})
-    humans = engine.to_arrow(
-        classified.where(F.col("bot_reason").isNull()).withColumn("event_date", F.to_date(F.col("event_time"))).drop("bot_reason")
-    )
+    humans = classified.where(F.col("bot_reason").isNull()).withColumn("event_date", F.to_date(F.col("event_time"))).drop("bot_reason")
+    span = engine.to_arrow(humans.agg(F.count(F.lit(1)).alias("n"), F.min("event_date").alias("lo"), F.max("event_date").alias("hi")))
+    n_humans, lo, hi = (span.column(c)[0].as_py() for c in ("n", "lo", "hi"))
     counts = {
         "bronze_rows": bronze_rows,
-        "duplicates_removed": bronze_rows - humans.num_rows - bots.num_rows,
+        "duplicates_removed": bronze_rows - n_humans - bots.num_rows,
         "bots_removed": bots.num_rows,
         "bot_reasons": _by_day(bots.column("bot_reason")),
-        "new_events": humans.num_rows,
+        "new_events": n_humans,
     }
-    if humans.num_rows == 0:
+    if n_humans == 0:
         return StepResult([w_bots], counts)
 
-    lo, hi = pc.min(humans.column("event_date")).as_py(), pc.max(humans.column("event_date")).as_py()
     rewrite = (lo, hi + ONE_DAY)
     context = _read(engine, store, "silver.events",
                     f"event_date BETWEEN DATE '{lo - ONE_DAY}' AND DATE '{hi + ONE_DAY}' AND NOT ({these})")
     keep = [c for c in table_spec("silver.events").column_names if c != "session_id"]
-    combined = engine.from_arrow(humans).select(*keep).unionByName(context.select(*keep))
+    combined = humans.select(*keep).unionByName(context.select(*keep))
     sessionized = silver_t.sessionize(engine, combined, settings.session_gap_minutes)
     rewritten = engine.to_arrow(sessionized.where(_between(F, "event_date", *rewrite)))
     w_events = store.replace_partitions("silver.events", rewritten, {"event_date": rewrite})

@@ -20,18 +20,23 @@ def dedupe_events(engine, events):
 def classify_bots(engine, events):
     """Add ``bot_reason`` (null for humans): crawler or headless user agents, or inhuman timing per device and
     ingest day (per day, so a run over a range of days classifies exactly as day-by-day runs do)."""
-    F, W = engine.F, engine.Window
-    by_device = W.partitionBy("device_token", "ingest_date")
+    F = engine.F
     micros = F.unix_micros(F.col("event_time"))
-    n = F.count(F.lit(1)).over(by_device)
-    span_s = (F.max(micros).over(by_device) - F.min(micros).over(by_device)) / F.lit(1_000_000.0)
-    inhuman = (n >= F.lit(INHUMAN_MIN_EVENTS)) & (span_s / (n - F.lit(1)) < F.lit(INHUMAN_MAX_AVG_GAP_S))
-    return events.withColumn(
+    per_device = events.groupBy("device_token", "ingest_date").agg(
+        F.count(F.lit(1)).alias("_n"), ((F.max(micros) - F.min(micros)) / F.lit(1_000_000.0)).alias("_span_s")
+    )
+    inhuman = per_device.where(
+        (F.col("_n") >= F.lit(INHUMAN_MIN_EVENTS)) & (F.col("_span_s") / (F.col("_n") - F.lit(1)) < F.lit(INHUMAN_MAX_AVG_GAP_S))
+    ).select(F.col("device_token").alias("_fast_device"), F.col("ingest_date").alias("_fast_day"))
+    flagged = events.join(
+        inhuman, (F.col("device_token") == F.col("_fast_device")) & (F.col("ingest_date") == F.col("_fast_day")), "left"
+    )
+    return flagged.withColumn(
         "bot_reason",
         F.when(F.col("user_agent").rlike(HEADLESS_UA), F.lit("headless_browser"))
         .when(F.col("user_agent").rlike(CRAWLER_UA), F.lit("crawler_user_agent"))
-        .when(inhuman, F.lit("inhuman_timing")),
-    )
+        .when(F.col("_fast_device").isNotNull(), F.lit("inhuman_timing")),
+    ).drop("_fast_device", "_fast_day")
 
 
 def sessionize(engine, events, gap_minutes: int):
@@ -44,14 +49,15 @@ def sessionize(engine, events, gap_minutes: int):
     order = W.partitionBy("device_token").orderBy(F.col("event_time"), F.col("event_id"))
     micros = F.unix_micros(F.col("event_time"))
     prev = F.lag(micros).over(order)
-    starts = F.when(prev.isNull() | ((micros - prev) > F.lit(gap_minutes * 60 * 1_000_000)), F.lit(1)).otherwise(F.lit(0))
+    is_start = prev.isNull() | ((micros - prev) > F.lit(gap_minutes * 60 * 1_000_000))
+    # The latest session start at or before each event, over the same window: one sort, no second partitioning.
     running = order.rowsBetween(W.unboundedPreceding, W.currentRow)
-    seq = events.withColumn("_start", starts).withColumn("_seq", F.sum(F.col("_start")).over(running).cast("bigint"))
-    first = F.min(F.unix_micros(F.col("event_time"))).over(W.partitionBy("device_token", "_seq"))
-    return seq.withColumn(
+    starts = events.withColumn("_start_us", F.when(is_start, micros))
+    with_start = starts.withColumn("_session_us", F.max(F.col("_start_us")).over(running))
+    return with_start.withColumn(
         "session_id",
-        F.substring(F.sha2(F.concat_ws("|", F.col("device_token"), first.cast("string")), 256), 1, 32),
-    ).drop("_start", "_seq")
+        F.substring(F.sha2(F.concat_ws("|", F.col("device_token"), F.col("_session_us").cast("string")), 256), 1, 32),
+    ).drop("_start_us", "_session_us")
 
 
 def _count(F, event_type: str):
