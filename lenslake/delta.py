@@ -167,6 +167,13 @@ class DeltaStore:
             return schema.empty_table().select(columns) if columns else schema.empty_table()
         return self._table(name).to_pyarrow_dataset().to_table(columns=columns, filter=filter)
 
+    def count(self, name: str) -> int:
+        """Rows in the current snapshot, from the log's per-file record counts (no data is read)."""
+        if not self.exists(name):
+            return 0
+        actions = self._table(name).get_add_actions(flatten=True)
+        return int(pa.table(actions).column("num_records").to_numpy().sum()) if actions.num_rows else 0
+
     def version(self, name: str) -> int:
         return self._table(name).version() if self.exists(name) else -1
 

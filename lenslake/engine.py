@@ -19,7 +19,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from lenslake.settings import Settings, get_settings
 
@@ -27,54 +26,52 @@ _counter = itertools.count()
 
 
 def read_raw_lines(files: list[tuple[Path, str]], ingest_date=None) -> pa.Table:
-    """Raw lines of landing files as Arrow: ``line``, ``source_file`` (relative name), ``source_line`` (1-based),
-    ``ingest_date`` (given per call), ``is_json`` (a JSON object). Empty lines are dropped (they carry no event)."""
-    parts = []
-    for path, rel in files:
-        lines = _read_lines(path)
-        n = len(lines)
-        zeros = np.zeros(n, dtype=np.int32)
-        parts.append(
-            pa.table(
-                {
-                    "line": lines,
-                    "source_file": pa.array([rel], pa.string()).take(zeros),
-                    "source_line": pa.array(np.arange(1, n + 1, dtype=np.int64)),
-                    "ingest_date": pa.array([ingest_date], pa.date32()).take(zeros),
-                }
-            )
-        )
-    table = pa.concat_tables(parts) if parts else pa.table(
-        {"line": pa.array([], pa.string()), "source_file": pa.array([], pa.string()),
-         "source_line": pa.array([], pa.int64()), "ingest_date": pa.array([], pa.date32())}
-    )
+    """Raw lines of landing files as Arrow: ``line``, ``source_file`` (relative name), ``source_line`` (1-based,
+    counting non-empty lines), ``ingest_date`` (given per call), ``is_json`` (a JSON object)."""
     con = duckdb.connect()
+    parts = []
     try:
-        con.register("raw_lines", table)
-        # A valid JSON text that starts with '{' is an object; insertion order (file, line) is kept.
-        return con.sql(
-            "SELECT line, source_file, source_line, ingest_date,"
-            " coalesce(json_valid(line) AND starts_with(ltrim(line), '{'), false) AS is_json"
-            " FROM raw_lines WHERE line IS NOT NULL AND length(trim(line)) > 0"
-        ).to_arrow_table()
+        for path, rel in files:
+            lines = _read_lines(con, path)
+            n = lines.num_rows
+            zeros = np.zeros(n, dtype=np.int32)
+            parts.append(
+                lines.append_column("source_file", pa.array([rel], pa.string()).take(zeros))
+                .append_column("source_line", pa.array(np.arange(1, n + 1, dtype=np.int64)))
+                .append_column("ingest_date", pa.array([ingest_date], pa.date32()).take(zeros))
+            )
     finally:
         con.close()
+    schema = pa.schema([("line", pa.string()), ("is_json", pa.bool_()), ("source_file", pa.string()),
+                        ("source_line", pa.int64()), ("ingest_date", pa.date32())])
+    return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
 
 
-def _read_lines(path: Path) -> pa.Array:
-    """One file's lines, in order. A delimiter that never occurs in JSON text (0x1F) makes the CSV reader a fast,
-    multithreaded line splitter; a line holding a raw 0x1F or invalid UTF-8 falls back to a plain split."""
+# A valid JSON text that starts with '{' is an object.
+_IS_JSON = "coalesce(json_valid(line) AND (starts_with(line, '{') OR regexp_matches(line, '^\\s+[{]')), false) AS is_json"
+
+
+def _read_lines(con, path: Path) -> pa.Table:
+    """One file's non-empty lines in file order, with ``is_json``.
+
+    DuckDB's CSV reader with a delimiter that never occurs in JSON text (0x1F) and no quoting is a fast line
+    splitter; results keep the file's order (preserve_insertion_order, DuckDB's default). A file it cannot read
+    (invalid UTF-8, a raw 0x1F byte) falls back to a plain split with replacement characters.
+    """
     try:
-        t = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(column_names=["line"], block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False, newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
-        return t.column("line").combine_chunks()
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        data = path.read_bytes().decode("utf-8", errors="replace")
-        return pa.array(data.split("\n")[:-1] if data.endswith("\n") else data.split("\n"), pa.string())
+        return con.sql(
+            f"SELECT line, {_IS_JSON} FROM read_csv(?, columns={{'line': 'VARCHAR'}}, delim=chr(31), quote='', escape='',"
+            " header=false, auto_detect=false) WHERE line IS NOT NULL AND NOT regexp_matches(line, '^\\s*$')",
+            params=[str(path)],
+        ).to_arrow_table()
+    except duckdb.Error:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        lines = pa.table({"line": pa.array([x for x in text.split("\n") if x.strip()], pa.string())})
+        con.register("fallback_lines", lines)
+        try:
+            return con.sql(f"SELECT line, {_IS_JSON} FROM fallback_lines").to_arrow_table()
+        finally:
+            con.unregister("fallback_lines")
 
 
 class Engine:

@@ -29,6 +29,8 @@ from lenslake.transforms import gold as gold_t
 from lenslake.transforms import silver as silver_t
 
 ONE_DAY = dt.timedelta(days=1)
+# What identifies one landed row in bronze, whatever its source.
+ROW_IDENTITY = ("source", "source_file", "source_line", "kafka_topic", "kafka_partition", "kafka_offset")
 
 
 @dataclass
@@ -111,8 +113,13 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
     bronze = _read(engine, store, "bronze.events", these)
     bronze_rows = engine.count(bronze)
 
-    # Dedupe: the first landed copy wins, and an event already in silver from another ingest day is a duplicate.
-    batch = silver_t.dedupe_events(engine, bronze)
+    # Dedupe and bot classification run on a narrow projection (one row per landed line); the wide rows of the
+    # survivors are joined back once, so no full-width intermediate is ever materialized.
+    row_key = F.concat_ws("|", *[F.col(c).cast("string") for c in ROW_IDENTITY])
+    narrow = bronze.select(row_key.alias("_row"), "event_id", "event_type", "event_time", "device_token", "user_agent",
+                           "ingest_date", "source", "source_file", "source_line")
+    batch = silver_t.dedupe_events(engine, narrow)
+    # An event already in silver from another ingest day is a duplicate too.
     seen = _read(engine, store, "silver.events", f"NOT ({these})").select("event_id").unionByName(
         _read(engine, store, "silver.bot_events", f"NOT ({these})").select("event_id")
     )
@@ -122,8 +129,8 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
 
     bots = engine.to_arrow(classified.where(F.col("bot_reason").isNotNull()).select(*table_spec("silver.bot_events").column_names))
     w_bots = store.replace_partitions("silver.bot_events", bots, {"ingest_date": dates})
-    humans = classified.where(F.col("bot_reason").isNull()).withColumn("event_date", F.to_date(F.col("event_time"))).drop("bot_reason")
-    span = engine.to_arrow(humans.agg(F.count(F.lit(1)).alias("n"), F.min("event_date").alias("lo"), F.max("event_date").alias("hi")))
+    human = classified.where(F.col("bot_reason").isNull()).withColumn("event_date", F.to_date(F.col("event_time")))
+    span = engine.to_arrow(human.agg(F.count(F.lit(1)).alias("n"), F.min("event_date").alias("lo"), F.max("event_date").alias("hi")))
     n_humans, lo, hi = (span.column(c)[0].as_py() for c in ("n", "lo", "hi"))
     counts = {
         "bronze_rows": bronze_rows,
@@ -135,13 +142,27 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
     if n_humans == 0:
         return StepResult([w_bots], counts)
 
+    # Sessionize the new events with the stored ones around them (the day before as look-back), narrow again:
+    # only device, time and id take part; the session ids are then joined to the full rows by event id.
     rewrite = (lo, hi + ONE_DAY)
     context = _read(engine, store, "silver.events",
                     f"event_date BETWEEN DATE '{lo - ONE_DAY}' AND DATE '{hi + ONE_DAY}' AND NOT ({these})")
-    keep = [c for c in table_spec("silver.events").column_names if c != "session_id"]
-    combined = humans.select(*keep).unionByName(context.select(*keep))
-    sessionized = silver_t.sessionize(engine, combined, settings.session_gap_minutes)
-    rewritten = engine.to_arrow(sessionized.where(_between(F, "event_date", *rewrite)))
+    timeline = ["event_id", "device_token", "event_time"]
+    sessions_of = engine.checkpoint(
+        silver_t.sessionize(engine, human.select(*timeline).unionByName(context.select(*timeline)), settings.session_gap_minutes)
+        .select(F.col("event_id").alias("_sid_event"), "session_id")
+    )
+    columns = table_spec("silver.events").column_names
+    new_rows = (
+        bronze.join(human.select(F.col("_row").alias("_kept")), row_key == F.col("_kept"), "inner")
+        .withColumn("event_date", F.to_date(F.col("event_time")))
+    )
+    old_rows = context.drop("session_id").where(_between(F, "event_date", *rewrite))
+    rewritten = engine.to_arrow(
+        new_rows.select(*[c for c in columns if c != "session_id"]).unionByName(old_rows.select(*[c for c in columns if c != "session_id"]))
+        .join(sessions_of, F.col("event_id") == F.col("_sid_event"), "inner")
+        .drop("_sid_event")
+    )
     w_events = store.replace_partitions("silver.events", rewritten, {"event_date": rewrite})
 
     # Sessions starting on [lo-1, hi+1]: every one of their events lies in [lo-1, hi+2].

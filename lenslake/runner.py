@@ -54,7 +54,7 @@ def summarize(settings: Settings, result, wall_s: float) -> str:
              f"run: {result.run_id}  success: {result.success}", "", "rows per table:"]
     for name in catalogue():
         if store.exists(name):
-            lines.append(f"  {name:<28} {store.read(name, columns=[catalogue()[name].columns[0].name]).num_rows:>10,}")
+            lines.append(f"  {name:<28} {store.count(name):>10,}")
     q = store.read("bronze.events_quarantine", columns=["reason_code"])
     lines += ["", "quarantine reasons:"] + [f"  {k:<28} {v:>10,}" for k, v in Counter(q.column(0).to_pylist()).most_common()]
     b = store.read("silver.bot_events", columns=["bot_reason"])

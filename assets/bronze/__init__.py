@@ -7,7 +7,7 @@ import dagster as dg
 import pyarrow.dataset as ds
 
 from assets.common import write_metadata
-from expectations.factory import gx_check_result, gx_check_spec
+from expectations.factory import gx_check_result, gx_check_spec, warm_up
 from lenslake.pipeline import ingest_landing_days
 from orchestration.partitions import daily_partitions
 from orchestration.resources import Lakehouse
@@ -33,6 +33,7 @@ QUARANTINE = dg.AssetKey(["bronze", "events_quarantine"])
     group_name="bronze",
 )
 def bronze_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    warm_up()
     store = lakehouse.store()
     result = ingest_landing_days(lakehouse.engine(), store, lakehouse.settings(), context.partition_keys)
     c = result.counts

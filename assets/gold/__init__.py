@@ -7,7 +7,7 @@ import dagster as dg
 import pyarrow.dataset as ds
 
 from assets.common import preview, write_metadata
-from expectations.factory import gx_check_result, gx_check_spec
+from expectations.factory import gx_check_result, gx_check_spec, warm_up
 from lenslake.pipeline import build_gold
 from orchestration.partitions import daily_partitions
 from orchestration.resources import Lakehouse
@@ -30,6 +30,7 @@ ONE_DAY = dt.timedelta(days=1)
     group_name="gold",
 )
 def gold_tables(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    warm_up()
     store = lakehouse.store()
     result = build_gold(lakehouse.engine(), store, lakehouse.settings(), context.partition_keys)
     days = [dt.date.fromisoformat(d) for d in context.partition_keys]

@@ -7,7 +7,7 @@ import dagster as dg
 import pyarrow.dataset as ds
 
 from assets.common import write_metadata
-from expectations.factory import gx_check_result, gx_check_spec
+from expectations.factory import gx_check_result, gx_check_spec, warm_up
 from lenslake.pipeline import build_silver
 from orchestration.partitions import daily_partitions
 from orchestration.resources import Lakehouse
@@ -32,6 +32,7 @@ ONE_DAY = dt.timedelta(days=1)
     group_name="silver",
 )
 def silver_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    warm_up()
     store = lakehouse.store()
     result = build_silver(lakehouse.engine(), store, lakehouse.settings(), context.partition_keys)
     c = result.counts
