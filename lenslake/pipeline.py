@@ -39,6 +39,7 @@ class StepResult:
 
     writes: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
+    written: dict = field(default_factory=dict)  # table → the Arrow rows this step wrote (checks read these)
 
     def write(self, table: str):
         return next((w for w in self.writes if w.table == table), None)
@@ -86,8 +87,9 @@ def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, d
                         "quarantined": quarantined.get(str(d), 0)} for d in dates}
     return StepResult(
         [w_events, w_quarantine],
-        {"landed": lines.num_rows, "accepted": w_events.rows, "quarantined": w_quarantine.rows,
-         "reasons": _by_day(quarantine.column("reason_code")), "per_day": per_day},
+        written={"bronze.events": events},
+        counts={"landed": lines.num_rows, "accepted": w_events.rows, "quarantined": w_quarantine.rows,
+                "reasons": _by_day(quarantine.column("reason_code")), "per_day": per_day},
     )
 
 
@@ -169,9 +171,10 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
     s_lo, s_hi = lo - ONE_DAY, hi + ONE_DAY
     around = _read(engine, store, "silver.events", f"event_date BETWEEN DATE '{s_lo}' AND DATE '{s_hi + ONE_DAY}'")
     sessions = silver_t.sessions_from_events(engine, around).where(_between(F, "session_date", s_lo, s_hi))
-    w_sessions = store.replace_partitions("silver.sessions", engine.to_arrow(sessions), {"session_date": (s_lo, s_hi)})
+    sessions = engine.to_arrow(sessions)
+    w_sessions = store.replace_partitions("silver.sessions", sessions, {"session_date": (s_lo, s_hi)})
     counts["event_dates_rewritten"] = f"{rewrite[0]}..{rewrite[1]}"
-    return StepResult([w_bots, w_events, w_sessions], counts)
+    return StepResult([w_bots, w_events, w_sessions], counts, {"silver.events": rewritten, "silver.sessions": sessions})
 
 
 def affected_dates(store: DeltaStore, days) -> tuple[dt.date, dt.date] | None:
@@ -202,5 +205,7 @@ def _build_gold(engine: Engine, store: DeltaStore, days) -> StepResult:
     s_lo = lo - ONE_DAY
     sessions = _read(engine, store, "silver.sessions", f"session_date BETWEEN DATE '{s_lo}' AND DATE '{hi}'")
     funnel = gold_t.daily_funnel(engine, sessions.where(F.col("channel").isNotNull() & F.col("device").isNotNull()))
-    w_funnel = store.replace_partitions("gold.daily_funnel", engine.to_arrow(funnel), {"session_date": (s_lo, hi)})
-    return StepResult([w_kpis, w_funnel], {"event_dates": f"{lo}..{hi}", "session_dates": f"{s_lo}..{hi}"})
+    funnel = engine.to_arrow(funnel)
+    w_funnel = store.replace_partitions("gold.daily_funnel", funnel, {"session_date": (s_lo, hi)})
+    return StepResult([w_kpis, w_funnel], {"event_dates": f"{lo}..{hi}", "session_dates": f"{s_lo}..{hi}"},
+                      {"gold.daily_kpis": kpis, "gold.daily_funnel": funnel})
