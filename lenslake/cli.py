@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Optional
 
 import typer

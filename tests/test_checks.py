@@ -3,7 +3,6 @@
 import json
 
 import pandas as pd
-import pytest
 
 from expectations.runner import run_suite
 

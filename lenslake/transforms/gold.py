@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-
-def _count(F, event_type: str):
-    return F.sum(F.when(F.col("event_type") == F.lit(event_type), F.lit(1)).otherwise(F.lit(0))).cast("bigint")
-
-
-def _amount(F, event_type: str, column: str):
-    return F.round(F.sum(F.when(F.col("event_type") == F.lit(event_type), F.col(column)).otherwise(F.lit(0.0))), 2).cast("double")
+from lenslake.transforms.aggregates import amount_of, count_of
 
 
 def _ratio(F, num, den):
@@ -24,17 +18,17 @@ def daily_kpis(engine, events):
             F.countDistinct("session_id").cast("bigint").alias("sessions"),
             F.countDistinct("device_token").cast("bigint").alias("visitors"),
             F.countDistinct("user_token").cast("bigint").alias("users"),
-            _count(F, "page_view").alias("page_views"),
-            _count(F, "product_view").alias("product_views"),
-            _count(F, "search").alias("searches"),
-            _count(F, "add_to_cart").alias("add_to_carts"),
-            _count(F, "wishlist_add").alias("wishlist_adds"),
-            _count(F, "purchase").alias("orders"),
-            _amount(F, "purchase", "total_amount").alias("revenue"),
-            _count(F, "return").alias("returns"),
-            _amount(F, "return", "refund_amount").alias("refunds"),
-            _count(F, "login").alias("logins"),
-            _count(F, "failed_login").alias("failed_logins"),
+            count_of(F, "page_view").alias("page_views"),
+            count_of(F, "product_view").alias("product_views"),
+            count_of(F, "search").alias("searches"),
+            count_of(F, "add_to_cart").alias("add_to_carts"),
+            count_of(F, "wishlist_add").alias("wishlist_adds"),
+            count_of(F, "purchase").alias("orders"),
+            amount_of(F, "purchase", "total_amount").alias("revenue"),
+            count_of(F, "return").alias("returns"),
+            amount_of(F, "return", "refund_amount").alias("refunds"),
+            count_of(F, "login").alias("logins"),
+            count_of(F, "failed_login").alias("failed_logins"),
         )
         .withColumn("conversion_rate", _ratio(F, "orders", "sessions"))
         .withColumn("avg_order_value", F.round(_ratio(F, "revenue", "orders"), 2))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from lenslake.transforms.aggregates import amount_of, count_of
+
 # Not okhttp or similar: native apps use those HTTP clients too.
 CRAWLER_UA = r"(?i)(bot|crawler|spider|slurp|python-requests|curl/|wget|scrapy)"
 HEADLESS_UA = r"(?i)(headlesschrome|phantomjs|puppeteer|playwright|selenium)"
@@ -60,10 +62,6 @@ def sessionize(engine, events, gap_minutes: int):
     ).drop("_start_us", "_session_us")
 
 
-def _count(F, event_type: str):
-    return F.sum(F.when(F.col("event_type") == F.lit(event_type), F.lit(1)).otherwise(F.lit(0))).cast("bigint")
-
-
 def sessions_from_events(engine, events):
     """One row per session, from all of its (sessionized) events."""
     F, W = engine.F, engine.Window
@@ -74,7 +72,6 @@ def sessions_from_events(engine, events):
         .select("session_id", "client_session_id", "channel", "device", "platform")
     )
     micros = F.unix_micros(F.col("event_time"))
-    purchases = _count(F, "purchase")
     agg = events.groupBy("session_id").agg(
         F.min("device_token").alias("device_token"),
         F.max("user_token").alias("user_token"),
@@ -82,14 +79,12 @@ def sessions_from_events(engine, events):
         F.max("event_time").alias("session_end"),
         ((F.max(micros) - F.min(micros)) / F.lit(1_000_000.0)).alias("duration_s"),
         F.count(F.lit(1)).cast("bigint").alias("event_count"),
-        _count(F, "page_view").alias("page_views"),
-        _count(F, "product_view").alias("product_views"),
-        _count(F, "search").alias("searches"),
-        _count(F, "add_to_cart").alias("add_to_carts"),
-        purchases.alias("purchases"),
-        F.round(
-            F.sum(F.when(F.col("event_type") == F.lit("purchase"), F.col("total_amount")).otherwise(F.lit(0.0))), 2
-        ).cast("double").alias("revenue"),
+        count_of(F, "page_view").alias("page_views"),
+        count_of(F, "product_view").alias("product_views"),
+        count_of(F, "search").alias("searches"),
+        count_of(F, "add_to_cart").alias("add_to_carts"),
+        count_of(F, "purchase").alias("purchases"),
+        amount_of(F, "purchase", "total_amount").alias("revenue"),
     )
     return (
         agg.join(firsts, "session_id", "inner")
