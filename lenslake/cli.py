@@ -82,7 +82,9 @@ def main() -> int:
     import os
 
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns the command's exit code instead of exiting.
+        code = app(standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except typer.Exit as e:
         return e.exit_code
     except SystemExit as e:
@@ -97,7 +99,6 @@ def main() -> int:
             return e.exit_code
         typer.echo(f"error: {type(e).__name__}: {e}", err=True)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -31,3 +31,19 @@ def test_a_bad_option_value_is_a_clear_error():
 def test_tables_lists_the_catalogue():
     out = lenslake("tables")
     assert out.returncode == 0 and "bronze.events" in out.stdout and "gold.daily_funnel" in out.stdout
+
+
+def test_a_failed_run_exits_non_zero(tmp_path):
+    """A run whose Delta writes fail (the tables folder is a file) reports failure to the shell."""
+    import json
+    import os
+
+    from tests.conftest import make_event
+
+    day = tmp_path / "landing" / "events" / "2026-11-16"
+    day.mkdir(parents=True)
+    (day / "events-000.ndjson").write_text(json.dumps(make_event()) + "\n")
+    (tmp_path / "tables").write_text("not a folder")
+    out = lenslake("run", env={**os.environ, "LENSLAKE_DATA_ROOT": str(tmp_path)})
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "success: False" in out.stdout

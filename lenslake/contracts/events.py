@@ -174,7 +174,8 @@ def _rule_checks(F, rule: FieldRule, applies):
     if rule.pattern:
         when(present & ~col.rlike(rule.pattern), "pattern_mismatch")
     if rule.json_type in ("integer", "number") and (rule.minimum is not None or rule.maximum is not None):
-        numeric = col.cast("double")
+        # Cast only what is lexically a number: Spark's ANSI mode raises on casting 'one'.
+        numeric = F.when(col.rlike(lexical), col).cast("double")
         bad = None
         if rule.minimum is not None:
             bad = numeric < F.lit(float(rule.minimum))
