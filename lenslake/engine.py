@@ -198,7 +198,7 @@ class SparkEngine(Engine):
             builder = (
                 builder.master(settings.spark_master)
                 .config("spark.ui.enabled", "false")
-                .config("spark.driver.memory", "4g")
+                .config("spark.driver.memory", settings.spark_driver_memory)
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             )
         self.session = (
@@ -206,7 +206,13 @@ class SparkEngine(Engine):
             .config("spark.sql.session.timeZone", "UTC")
             .getOrCreate()
         )
+        # Stopped before interpreter teardown: a JVM gateway torn down mid-shutdown can abort the process.
+        atexit.register(self.session.stop)
         self.F, self.Window, self.types = F, Window, types
+
+    def checkpoint(self, df):
+        # Materialized once and reused: without it every action re-runs the whole lineage from the files.
+        return df.localCheckpoint(eager=True)
 
     def from_arrow(self, table: pa.Table):
         if table.num_rows == 0:
@@ -217,21 +223,26 @@ class SparkEngine(Engine):
         return df.toArrow()
 
     def json_fields(self, df, line_col, fields):
+        # json_tuple parses each JSON text once, streaming (from_json to a map or get_json_object per field are
+        # several times slower); one pass for the top level, one per nested object.
         F = self.F
-        top = F.from_json(F.col(line_col), "map<string,string>")
-        df = df.withColumn("_top", top)
+        top_keys = list(dict.fromkeys(p.split(".")[1] for p in fields.values()))
         nested = sorted({p.split(".")[1] for p in fields.values() if p.count(".") == 2})
+        if any(p.count(".") > 2 for p in fields.values()):
+            raise ValueError("JSON paths deeper than two levels are not supported")
+        keep = [F.col(c) for c in df.columns]
+        top_names = [f"_t_{k}" for k in top_keys]
+        df = df.select(*keep, F.json_tuple(F.col(line_col), *top_keys).alias(*top_names))
         for parent in nested:
-            df = df.withColumn(f"_n_{parent}", F.from_json(F.col("_top")[parent], "map<string,string>"))
+            keys = [p.split(".")[2] for p in fields.values() if p.count(".") == 2 and p.split(".")[1] == parent]
+            names = [f"_n_{parent}_{k}" for k in keys]
+            df = df.select(*[F.col(c) for c in df.columns], F.json_tuple(F.col(f"_t_{parent}"), *keys).alias(*names))
+        out = []
         for name, path in fields.items():
             parts = path.split(".")[1:]
-            if len(parts) == 1:
-                df = df.withColumn(name, F.col("_top")[parts[0]])
-            elif len(parts) == 2:
-                df = df.withColumn(name, F.col(f"_n_{parts[0]}")[parts[1]])
-            else:
-                raise ValueError(f"JSON paths deeper than two levels are not supported: {path}")
-        return df.drop("_top", *[f"_n_{p}" for p in nested])
+            source = f"_t_{parts[0]}" if len(parts) == 1 else f"_n_{parts[0]}_{parts[1]}"
+            out.append(F.col(source).alias(name))
+        return df.select(*keep, *out)
 
     def read_delta(self, path, schema, where=None):
         from deltalake import DeltaTable

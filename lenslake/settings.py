@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     spark_master: str = Field("local[*]", description="Spark master URL when spark_remote is not set.")
     spark_remote: str | None = Field(None, description="Spark Connect URL (sc://host:15002); wins over spark_master.")
     shuffle_partitions: int = Field(4, description="spark.sql.shuffle.partitions: small on one machine.")
+    spark_driver_memory: str = Field("8g", description="spark.driver.memory for a local session (rows come back to the driver as Arrow).")
     duckdb_threads: int | None = Field(None, description="DuckDB threads (default: all cores).")
     token_key: SecretStr | None = Field(
         None, description="Production tokenization key as 'key_id:base64key'; default: a generated dev key file under the data root."
