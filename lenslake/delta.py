@@ -167,12 +167,18 @@ class DeltaStore:
             return schema.empty_table().select(columns) if columns else schema.empty_table()
         return self._table(name).to_pyarrow_dataset().to_table(columns=columns, filter=filter)
 
-    def count(self, name: str) -> int:
-        """Rows in the current snapshot, from the log's per-file record counts (no data is read)."""
+    def count(self, name: str, partitions: dict | None = None) -> int:
+        """Rows in the current snapshot (optionally of some partition values: ``{"ingest_date": [d1, d2]}``),
+        from the log's per-file record counts: no data file is read."""
         if not self.exists(name):
             return 0
-        actions = self._table(name).get_add_actions(flatten=True)
-        return int(pa.table(actions).column("num_records").to_numpy().sum()) if actions.num_rows else 0
+        actions = pa.table(self._table(name).get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return 0
+        for column, values in (partitions or {}).items():
+            col = actions.column(f"partition.{column}")
+            actions = actions.filter(pc.is_in(col, value_set=pa.array(values if isinstance(values, list) else [values], col.type)))
+        return int(pc.sum(actions.column("num_records")).as_py() or 0)
 
     def version(self, name: str) -> int:
         return self._table(name).version() if self.exists(name) else -1

@@ -94,9 +94,6 @@ class Engine:
         a no-op on Spark, whose optimizer handles deep plans."""
         return df
 
-    def count(self, df) -> int:
-        return self.to_arrow(df.select(self.F.count(self.F.lit(1)).alias("n"))).column(0)[0].as_py()
-
     def json_fields(self, df, line_col: str, fields: dict[str, str]):
         """Add one string column per (name → JSON path ``$.a`` or ``$.a.b``) holding the value's JSON text (strings
         unquoted; nested values as JSON text; null when absent or JSON null). Only call on lines where is_json."""

@@ -113,7 +113,7 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
     F = engine.F
     these = f"ingest_date IN ({_sql_dates(dates)})"
     bronze = _read(engine, store, "bronze.events", these)
-    bronze_rows = engine.count(bronze)
+    bronze_rows = store.count("bronze.events", {"ingest_date": dates})
 
     # Dedupe and bot classification run on a narrow projection (one row per landed line); the wide rows of the
     # survivors are joined back once, so no full-width intermediate is ever materialized.
