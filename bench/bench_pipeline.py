@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,11 +30,15 @@ def run_pipeline(root: Path, engine: str) -> tuple[float, float, bool, str]:
     for sub in ("tables", "dagster"):
         shutil.rmtree(root / sub, ignore_errors=True)
     env = {**os.environ, "LENSLAKE_DATA_ROOT": str(root), "LENSLAKE_ENGINE": engine, "GX_ANALYTICS_ENABLED": "false"}
+    # A fresh launcher per run, so the peak is this run's alone (its process tree, the JVM included when waited).
+    launcher = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
+                "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)")
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "lenslake.cli", "run"], env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", launcher, sys.executable, "-m", "lenslake.cli", "run"],
+                          env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
-    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 / 1024
-    return wall, peak_gb, proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    peak_kb = next((int(line.split()[1]) for line in proc.stderr.splitlines() if line.startswith("PEAK_KB")), 0)
+    return wall, peak_kb / 1024 / 1024, proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
 
 
 def main() -> None:
