@@ -26,7 +26,8 @@ def warm_up() -> None:
     engine work, which runs in native code, and the check that follows finds GX loaded."""
     global _warm_up
     if _warm_up is None:
-        _warm_up = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True)
+        # Not a daemon: a process that ends mid-import would abort in native code; shutdown waits for it instead.
+        _warm_up = threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=False)
         _warm_up.start()
 
 

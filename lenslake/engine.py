@@ -185,9 +185,17 @@ class SparkEngine(Engine):
     name = "spark"
 
     def __init__(self, settings: Settings):
+        import os
+        import shutil
+
         from pyspark.sql import SparkSession, Window, types
         from pyspark.sql import functions as F
 
+        if not settings.spark_remote and not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+            raise RuntimeError(
+                "the Spark engine needs Java 17 for a local session: install it (apt-get install openjdk-17-jre-headless), "
+                "set LENSLAKE_SPARK_REMOTE to a Spark Connect server, or use the default engine (LENSLAKE_ENGINE=duckdb)"
+            )
         builder = SparkSession.builder.appName("lenslake")
         if settings.spark_remote:
             builder = builder.remote(settings.spark_remote)

@@ -40,7 +40,7 @@ def run_events_job(settings: Settings, days: list[str] | None = None, instance=N
     resources = {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine)}
     tags = {ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]}
     instance = instance or dagster_instance(settings)
-    run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("LENSLAKE_LOG_LEVEL", "WARNING")}}}}
+    run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("LENSLAKE_LOG_LEVEL", "CRITICAL")}}}}
     return job.execute_in_process(
         instance=instance, tags=tags, resources=resources, run_config=run_config, raise_on_error=False
     )
@@ -59,6 +59,15 @@ def summarize(settings: Settings, result, wall_s: float) -> str:
     lines += ["", "quarantine reasons:"] + [f"  {k:<28} {v:>10,}" for k, v in Counter(q.column(0).to_pylist()).most_common()]
     b = store.read("silver.bot_events", columns=["bot_reason"])
     lines += ["", f"bots removed: {b.num_rows:,}"] + [f"  {k:<28} {v:>10,}" for k, v in Counter(b.column(0).to_pylist()).most_common()]
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    if failures:
+        lines += ["", "failed steps (LENSLAKE_LOG_LEVEL=INFO shows the run's log):"]
+        for event in failures:
+            error = event.event_specific_data.error
+            cause = error.cause or error
+            while cause.cause is not None:
+                cause = cause.cause
+            lines.append(f"  {event.step_key}: {cause.message.strip().splitlines()[0]}")
     lines += ["", "checks:"]
     for event in result.all_events:
         if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
