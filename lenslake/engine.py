@@ -5,8 +5,8 @@ the session and its ``F`` (functions) and ``Window`` modules; they never branch 
 session start-up, Arrow in and out, reading raw landing lines, extracting JSON fields, reading Delta snapshots.
 
 Both engines see the same raw-line semantics: a line is JSON when DuckDB's ``json_valid`` holds and it is an object
-(Spark's parser would accept ``{"a":1} trailing``; DuckDB rejects it), so the split into parseable and malformed
-lines is computed once, on Arrow, before any engine parses a field.
+(Spark's parser would accept ``{"a":1} trailing``; DuckDB rejects it). So the split into parseable and malformed
+lines is made once, by DuckDB as the lines are read, before either engine parses a field.
 """
 
 from __future__ import annotations
@@ -106,9 +106,6 @@ class Engine:
     def release(self) -> None:
         """Free what the last step registered (DuckDB keeps checkpoints in memory until dropped)."""
 
-    def stop(self) -> None:
-        pass
-
 
 class DuckDBEngine(Engine):
     name = "duckdb"
@@ -176,9 +173,6 @@ class DuckDBEngine(Engine):
             else:
                 self.con.execute(f"DROP {kind} IF EXISTS {name}")
         self._objects.clear()
-
-    def stop(self):
-        self.release()  # the SQLFrame session is a per-process singleton: keep its connection open
 
 
 class SparkEngine(Engine):
@@ -260,9 +254,6 @@ class SparkEngine(Engine):
         # Spark reads the snapshot's parquet files itself; partition values come from the paths (basePath).
         df = self.session.read.option("basePath", str(path)).schema(_spark_schema(self.types, schema)).parquet(*files)
         return df.where(where) if where else df
-
-    def stop(self):
-        pass  # one session per process: getOrCreate() reuses it
 
 
 def _spark_schema(T, schema: pa.Schema):
