@@ -12,7 +12,6 @@ one that crossed midnight), sessionizing with a look-back over the day before.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,8 +64,10 @@ def _sql_dates(dates) -> str:
     return ", ".join(f"DATE '{d}'" for d in dates)
 
 
-def _by_day(values: pa.Array) -> dict[str, int]:
-    return {str(k): v for k, v in sorted(Counter(values.to_pylist()).items())}
+def _tally(values) -> dict[str, int]:
+    """How many times each value occurs (vectorized), keys as text, sorted."""
+    counts = pc.value_counts(values).to_pylist()
+    return dict(sorted((str(c["values"]), c["counts"]) for c in counts))
 
 
 def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, days) -> StepResult:
@@ -82,14 +83,14 @@ def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, d
     w_quarantine = store.replace_partitions("bronze.events_quarantine", quarantine, part)
     if lines.num_rows != w_events.rows + w_quarantine.rows:
         raise RuntimeError(f"{lines.num_rows} lines landed but {w_events.rows} + {w_quarantine.rows} were written")
-    landed, accepted, quarantined = (_by_day(t.column("ingest_date")) for t in (lines, events, quarantine))
+    landed, accepted, quarantined = (_tally(t.column("ingest_date")) for t in (lines, events, quarantine))
     per_day = {str(d): {"landed": landed.get(str(d), 0), "accepted": accepted.get(str(d), 0),
                         "quarantined": quarantined.get(str(d), 0)} for d in dates}
     return StepResult(
         [w_events, w_quarantine],
         written={"bronze.events": events},
         counts={"landed": lines.num_rows, "accepted": w_events.rows, "quarantined": w_quarantine.rows,
-                "reasons": _by_day(quarantine.column("reason_code")), "per_day": per_day},
+                "reasons": _tally(quarantine.column("reason_code")), "per_day": per_day},
     )
 
 
@@ -138,7 +139,7 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
         "bronze_rows": bronze_rows,
         "duplicates_removed": bronze_rows - n_humans - bots.num_rows,
         "bots_removed": bots.num_rows,
-        "bot_reasons": _by_day(bots.column("bot_reason")),
+        "bot_reasons": _tally(bots.column("bot_reason")),
         "new_events": n_humans,
     }
     if n_humans == 0:
