@@ -33,9 +33,15 @@ def run_events_job(settings: Settings, days: list[str] | None = None, instance=N
     from orchestration.definitions import defs
     from orchestration.resources import Lakehouse
 
+    from orchestration.partitions import daily_partitions
+
     days = sorted(days or landing_days(settings))
     if not days:
         raise SystemExit(f"no landing days under {settings.events_landing_dir}: run `lenslake generate` first")
+    valid = set(daily_partitions.get_partition_keys())
+    not_yet = [d for d in days if d not in valid]
+    if not_yet:
+        raise SystemExit(f"not a complete day yet (or not a date): {', '.join(not_yet)}; days run once they have ended")
     job = defs.resolve_job_def("daily_events_job")
     resources = {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine)}
     tags = {ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]}

@@ -2,5 +2,6 @@
 
 import dagster as dg
 
-# Event days: the landing day of a file (and the Kafka ingest day). end_offset=1 includes today.
-daily_partitions = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+# Event days: the landing day of a file (and the Kafka ingest day). The last partition is the day that ended, so
+# the 02:00 schedule materializes yesterday, whose landing folder is complete.
+daily_partitions = dg.DailyPartitionsDefinition(start_date="2024-01-01")

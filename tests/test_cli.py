@@ -47,3 +47,14 @@ def test_a_failed_run_exits_non_zero(tmp_path):
     out = lenslake("run", env={**os.environ, "LENSLAKE_DATA_ROOT": str(tmp_path)})
     assert out.returncode == 1, out.stdout[-2000:]
     assert "success: False" in out.stdout
+
+
+def test_a_day_that_has_not_ended_is_refused_with_a_reason(tmp_path):
+    import datetime as dt
+    import os
+
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    (tmp_path / "landing" / "events" / today).mkdir(parents=True)
+    (tmp_path / "landing" / "events" / today / "events-000.ndjson").write_text("{}\n")
+    out = lenslake("run", env={**os.environ, "LENSLAKE_DATA_ROOT": str(tmp_path)})
+    assert out.returncode == 1 and "not a complete day yet" in out.stderr and "Traceback" not in out.stderr

@@ -66,3 +66,13 @@ def test_the_landing_sensor_requests_each_new_day_once(settings):
     with dg.build_sensor_context(cursor=cursor, resources={"lakehouse": lakehouse}) as ctx:
         second = list(sensor(ctx))
         assert all(isinstance(r, dg.SkipReason) for r in second)
+
+
+def test_the_daily_schedule_asks_for_the_day_that_just_ended():
+    import datetime as dt
+
+    schedule = defs.resolve_schedule_def("daily_events_job_schedule")
+    tick = dt.datetime(2026, 11, 17, 2, 0, tzinfo=dt.timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=tick) as ctx:
+        requests = schedule.evaluate_tick(ctx).run_requests
+    assert [r.partition_key for r in requests] == ["2026-11-16"]
