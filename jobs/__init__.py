@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from lenslake.pipeline import landing_days
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import daily_partitions, unfinished_days
 from orchestration.resources import Lakehouse
 
 daily_events_job = dg.define_asset_job(
@@ -23,8 +23,8 @@ daily_events_schedule = dg.build_schedule_from_partitioned_job(daily_events_job,
 def landing_day_sensor(context: dg.SensorEvaluationContext, lakehouse: Lakehouse):
     seen = set(json.loads(context.cursor)) if context.cursor else set()
     days = landing_days(lakehouse.settings())
-    valid = set(daily_partitions.get_partition_keys())
-    new = [d for d in days if d not in seen and d in valid]
+    unfinished = set(unfinished_days(days))
+    new = [d for d in days if d not in seen and d not in unfinished]
     for day in new:
         yield dg.RunRequest(run_key=f"landing-{day}", partition_key=day)
     if new:

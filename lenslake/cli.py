@@ -40,7 +40,7 @@ def generate(
 @app.command()
 def run(days: Optional[list[str]] = typer.Argument(None, help="landing days (default: all)")):
     """Materialize bronze → silver → gold through Dagster for the landing days (one run)."""
-    from lenslake.runner import summarize, timed_run
+    from orchestration.runner import summarize, timed_run
 
     settings = get_settings()
     result, wall = timed_run(settings, days)
@@ -54,7 +54,7 @@ def demo(
     events: Optional[int] = typer.Option(None),
 ):
     """Generate a world (unless one is there) and run every asset for every day, then print a summary."""
-    from lenslake.runner import summarize, timed_run
+    from orchestration.runner import summarize, timed_run
     from lenslake.synth.world import generate_world
 
     settings = get_settings()

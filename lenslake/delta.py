@@ -25,9 +25,6 @@ class WriteResult:
     operation: str
     predicate: str | None = None
 
-    def as_metadata(self) -> dict:
-        return {"rows": self.rows, "table_version": self.version, "operation": self.operation, "predicate": self.predicate or ""}
-
 
 def _literal(value) -> str:
     if isinstance(value, (dt.date, dt.datetime)):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +26,6 @@ class Settings(BaseSettings):
         None, description="Production encryption key as 'key_id:base64key' (32 bytes, AES-256-GCM); default: the dev key file."
     )
     key_file: Path | None = Field(None, description="Dev key file (default: <data_root>/keys/dev-keys.json, never committed).")
-    as_of: dt.datetime | None = Field(None, description="'Now' for freshness and retention; default: the clock.")
     session_gap_minutes: int = Field(30, description="Inactivity gap that closes a session.")
 
     @property
@@ -53,9 +51,6 @@ class Settings(BaseSettings):
     @property
     def resolved_key_file(self) -> Path:
         return self.key_file or self.data_root / "keys" / "dev-keys.json"
-
-    def now(self) -> dt.datetime:
-        return self.as_of or dt.datetime.now(dt.timezone.utc)
 
 
 def get_settings(**overrides) -> Settings:

@@ -37,7 +37,7 @@ def test_a_failed_blocking_check_stops_promotion_to_the_next_layer(settings, mon
 
     from expectations import suites
     from lenslake.delta import DeltaStore
-    from lenslake.runner import dagster_instance, run_events_job
+    from orchestration.runner import dagster_instance, run_events_job
     from tests.conftest import make_event
     from tests.test_silver_gold import land
 

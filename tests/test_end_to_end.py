@@ -7,7 +7,7 @@ import pytest
 
 from lenslake.delta import DeltaStore
 from lenslake.privacy.canary import scan_data_root
-from lenslake.runner import dagster_instance, run_events_job
+from orchestration.runner import dagster_instance, run_events_job
 from lenslake.settings import get_settings
 
 TABLES = ["bronze.events", "bronze.events_quarantine", "silver.events", "silver.bot_events", "silver.sessions",

@@ -5,7 +5,7 @@ import dagster as dg
 from assets.common import write_metadata
 from expectations.factory import gx_check_result, gx_check_spec, warm_up
 from lenslake.pipeline import ingest_landing_days
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import EVENT_PARTITIONING
 from orchestration.resources import Lakehouse
 
 EVENTS = dg.AssetKey(["bronze", "events"])
@@ -24,8 +24,7 @@ QUARANTINE = dg.AssetKey(["bronze", "events_quarantine"])
                           description="every landed line is either a bronze row or a quarantine row"),
         gx_check_spec("bronze.events"),
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **EVENT_PARTITIONING,
     group_name="bronze",
 )
 def bronze_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):

@@ -5,7 +5,7 @@ import dagster as dg
 from assets.common import preview, write_metadata
 from expectations.factory import gx_check_result, gx_check_spec, warm_up
 from lenslake.pipeline import build_gold
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import EVENT_PARTITIONING
 from orchestration.resources import Lakehouse
 
 KPIS = dg.AssetKey(["gold", "daily_kpis"])
@@ -20,8 +20,7 @@ FUNNEL = dg.AssetKey(["gold", "daily_funnel"])
                      description="Session funnel (view → cart → purchase) per day, channel and device."),
     ],
     check_specs=[gx_check_spec("gold.daily_kpis"), gx_check_spec("gold.daily_funnel")],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **EVENT_PARTITIONING,
     group_name="gold",
 )
 def gold_tables(context: dg.AssetExecutionContext, lakehouse: Lakehouse):

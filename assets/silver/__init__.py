@@ -5,7 +5,7 @@ import dagster as dg
 from assets.common import write_metadata
 from expectations.factory import gx_check_result, gx_check_spec, warm_up
 from lenslake.pipeline import build_silver
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import EVENT_PARTITIONING
 from orchestration.resources import Lakehouse
 
 EVENTS = dg.AssetKey(["silver", "events"])
@@ -22,8 +22,7 @@ SESSIONS = dg.AssetKey(["silver", "sessions"])
         dg.AssetSpec(SESSIONS, deps=[EVENTS], kinds={"pyspark", "delta"}, description="One row per derived session."),
     ],
     check_specs=[gx_check_spec("silver.events"), gx_check_spec("silver.sessions")],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    **EVENT_PARTITIONING,
     group_name="silver",
 )
 def silver_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):

@@ -19,6 +19,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lenslake.contracts.reasons import check_reason
+
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 # JSON type → (Arrow type name used by the table catalogue, lexical check on the extracted text).
@@ -146,7 +148,8 @@ def violation_columns(F, *, schema_col: str = "schema", version_col: str = "sche
     for (name, version) in contracts():
         cond = (F.col(schema_col) == F.lit(name)) & (F.col(version_col) == F.lit(str(version)))
         known = cond if known is None else known | cond
-    checks.append(F.when(~known | F.col(schema_col).isNull() | F.col(version_col).isNull(), F.lit("unknown_schema@$.schema")))
+    unknown = ~known | F.col(schema_col).isNull() | F.col(version_col).isNull()
+    checks.append(F.when(unknown, F.lit(f"{check_reason('unknown_schema')}@$.schema")))
     for rule in envelope_rules():
         checks.extend(_rule_checks(F, rule, applies=None))
     for (name, version), contract in contracts().items():
@@ -161,7 +164,7 @@ def _rule_checks(F, rule: FieldRule, applies):
 
     def when(cond, code):
         cond = cond if applies is None else (applies & cond)
-        out.append(F.when(cond, F.lit(f"{code}@{rule.path}")))
+        out.append(F.when(cond, F.lit(f"{check_reason(code)}@{rule.path}")))
 
     if rule.required and not rule.nullable:
         when(col.isNull(), "missing_required_field")

@@ -15,6 +15,7 @@ import json
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lenslake.contracts.reasons import check_reason
 from lenslake.contracts.events import event_fields, token_column, violation_columns
 from lenslake.privacy.keys import KeyStore
 from lenslake.privacy.tokens import masked_preview, seal, token, tokenize_arrow
@@ -95,7 +96,7 @@ def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, 
         sealed, key_id = seal(r["line"].encode("utf-8"), keys.encryption, associated_data=position)
         rows.append(
             {
-                "reason_code": "malformed_json",
+                "reason_code": check_reason("malformed_json"),
                 "field_path": "$",
                 "violations": "malformed_json@$",
                 "payload_encrypted": sealed,

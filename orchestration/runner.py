@@ -27,19 +27,17 @@ def dagster_instance(settings: Settings):
 
 def run_events_job(settings: Settings, days: list[str] | None = None, instance=None):
     """Materialize bronze → silver → gold for ``days`` (default: every landing day) in one single-run backfill."""
-    from dagster import DagsterInstance  # noqa: F401  (import cost paid here, not at CLI start)
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from orchestration.definitions import defs
     from orchestration.resources import Lakehouse
 
-    from orchestration.partitions import daily_partitions
+    from orchestration.partitions import unfinished_days
 
     days = sorted(days or landing_days(settings))
     if not days:
         raise SystemExit(f"no landing days under {settings.events_landing_dir}: run `lenslake generate` first")
-    valid = set(daily_partitions.get_partition_keys())
-    not_yet = [d for d in days if d not in valid]
+    not_yet = unfinished_days(days)
     if not_yet:
         raise SystemExit(f"not a complete day yet (or not a date): {', '.join(not_yet)}; days run once they have ended")
     job = defs.resolve_job_def("daily_events_job")
