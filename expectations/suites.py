@@ -9,6 +9,7 @@ relations between columns.
 from __future__ import annotations
 
 from lenslake.contracts.events import event_types
+from lenslake.contracts.table_contracts import gx_expectations, table_contract
 
 TOKEN_REGEX = r"^[a-z0-9]+_[a-z2-7]{32}$"
 SKU_EVENTS = ["product_view", "add_to_cart", "remove_from_cart", "wishlist_add", "return"]
@@ -61,24 +62,13 @@ def silver_sessions():
 
 
 def gold_daily_kpis():
-    gxe, _ = _gx()
-    return [
-        gxe.ExpectColumnValuesToBeUnique(column="event_date"),
-        gxe.ExpectColumnValuesToBeBetween(column="conversion_rate", min_value=0, max_value=1),
-        gxe.ExpectColumnValuesToBeBetween(column="revenue", min_value=0),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="visitors", column_B="users", or_equal=True),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="events", column_B="sessions", or_equal=True),
-    ]
+    """The quality expectations of the table's data contract (lenslake/contracts/tables/)."""
+    return gx_expectations(table_contract("gold.daily_kpis"))
 
 
 def gold_daily_funnel():
-    gxe, _ = _gx()
-    return [
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["session_date", "channel", "device"]),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="sessions", column_B="product_view_sessions", or_equal=True),
-        gxe.ExpectColumnValuesToBeBetween(column="view_rate", min_value=0, max_value=1),
-        gxe.ExpectColumnValuesToBeBetween(column="purchase_rate", min_value=0, max_value=1),
-    ]
+    """The quality expectations of the table's data contract (lenslake/contracts/tables/)."""
+    return gx_expectations(table_contract("gold.daily_funnel"))
 
 
 SUITES = {

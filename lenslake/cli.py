@@ -9,10 +9,18 @@ from typing import Optional
 
 import typer
 
+from lenslake.cli_contract import app as contract_app
+from lenslake.cli_migrate import app as migrate_app
+from lenslake.cli_publish import app as publish_app
+from lenslake.cli_schema import app as schema_app
 from lenslake.settings import get_settings
 
 app = typer.Typer(help="lenslake: the eyewear retailer's lakehouse.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
+app.add_typer(schema_app, name="schema")
+app.add_typer(migrate_app, name="migrate")
+app.add_typer(publish_app, name="publish")
+app.add_typer(contract_app, name="contract")
 
 
 @app.command()
@@ -101,5 +109,19 @@ def main() -> int:
         return 1
 
 
+def entry() -> None:
+    """The console script: ``main()``, then exit without running native destructors. delta-rs's runtime threads
+    can abort an interpreter's shutdown ("terminate called without an active exception", delta-rs issue 2184),
+    which would turn a successful command into exit code 134; exit handlers (DuckDB, Spark) still run first."""
+    import atexit
+    import os
+
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -8,6 +8,7 @@ asserts that every written row satisfies it, so a bad predicate can never overwr
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,16 @@ def _rows_outside(table: pa.Table, values: dict) -> int:
     return table.num_rows - pc.sum(pc.fill_null(mask, False).cast(pa.int64())).as_py() if table.num_rows else 0
 
 
+def refused_rows(error: Exception) -> int | None:
+    """How many rows delta-rs refused for breaking a CHECK constraint (a lower bound: it stops at the first batch
+    holding such rows), or None when ``error`` is something else.
+
+    delta-rs's message previews the refused rows, values and all; callers raise their own message without it, so
+    tokens never reach a log or a run's error."""
+    m = re.search(r"(\d+) rows failed validation check", str(error))
+    return int(m.group(1)) if m else None
+
+
 def cast_to_spec(spec: TableSpec, table: pa.Table) -> pa.Table:
     """Select the declared columns in order and cast them; absent nullable columns become nulls."""
     target = spec.arrow_schema
@@ -105,6 +116,15 @@ class DeltaStore:
         # Tokens and free text stay out of min/max statistics in _delta_log (which VACUUM never rewrites).
         return {"delta.dataSkippingStatsColumns": ",".join(spec.stats_columns)}
 
+    def _create(self, spec: TableSpec) -> None:
+        """An empty table with the declared schema, then its CHECK constraints in one commit, so that the first
+        write is checked too (delta-rs refuses ``delta.constraints.*`` in a new table's configuration)."""
+        from deltalake import DeltaTable
+
+        table = DeltaTable.create(str(self.path(spec.name)), spec.arrow_schema,
+                                  partition_by=list(spec.partition_by) or None, configuration=self._configuration(spec))
+        table.alter.add_constraint(dict(spec.constraints))
+
     def append(self, name: str, data: pa.Table, *, evolve_schema: bool = False) -> WriteResult:
         return self._write(name, data, mode="append", replace=None, evolve_schema=evolve_schema)
 
@@ -134,12 +154,21 @@ class DeltaStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         kwargs = {}
         if not self.exists(name):
-            kwargs["configuration"] = self._configuration(spec)
+            if spec.constraints:
+                self._create(spec)
+            else:
+                kwargs["configuration"] = self._configuration(spec)
         if evolve_schema:
             kwargs["schema_mode"] = "merge"
-        write_deltalake(
-            str(path), data, mode=mode, partition_by=list(spec.partition_by) or None, predicate=predicate, **kwargs
-        )
+        try:
+            write_deltalake(
+                str(path), data, mode=mode, partition_by=list(spec.partition_by) or None, predicate=predicate, **kwargs
+            )
+        except Exception as e:
+            if (refused := refused_rows(e)) is None:
+                raise
+            raise ValueError(f"{name}: rows break the table's CHECK constraints ({refused} in the first batch "
+                             "delta-rs checked); nothing was written") from None
         return WriteResult(name, data.num_rows, self.version(name), "replace" if predicate else mode, predicate)
 
     def merge(self, name: str, data: pa.Table, *, on: tuple[str, ...] | None = None, update: bool = True) -> WriteResult:
@@ -153,7 +182,13 @@ class DeltaStore:
         merger = self._table(name).merge(data, predicate=predicate, source_alias="s", target_alias="t")
         if update:
             merger = merger.when_matched_update_all()
-        merger.when_not_matched_insert_all().execute()
+        try:
+            merger.when_not_matched_insert_all().execute()
+        except Exception as e:
+            if (refused := refused_rows(e)) is None:
+                raise
+            raise ValueError(f"{name}: rows break the table's CHECK constraints ({refused} in the first batch "
+                             "delta-rs checked); nothing was merged") from None
         return WriteResult(name, data.num_rows, self.version(name), "merge", predicate)
 
     def read(self, name: str, columns: list[str] | None = None, filter=None) -> pa.Table:

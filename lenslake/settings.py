@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
@@ -27,6 +28,19 @@ class Settings(BaseSettings):
     )
     key_file: Path | None = Field(None, description="Dev key file (default: <data_root>/keys/dev-keys.json, never committed).")
     session_gap_minutes: int = Field(30, description="Inactivity gap that closes a session.")
+    registry_dir: Path | None = Field(
+        None, description="Avro schema registry directory (registry.json + subjects/); default: the one in the package, "
+                          "lenslake/contracts/registry. Tests point it at a copy."
+    )
+    as_of: dt.datetime | None = Field(
+        None, description="'Now' for freshness and retention (ISO date-time, UTC if no zone); default: the clock. Tests pin it."
+    )
+
+    def now(self) -> dt.datetime:
+        """The platform's 'now': ``as_of`` when set, else the clock; always timezone-aware UTC."""
+        if self.as_of is None:
+            return dt.datetime.now(dt.timezone.utc)
+        return self.as_of if self.as_of.tzinfo else self.as_of.replace(tzinfo=dt.timezone.utc)
 
     @property
     def landing_dir(self) -> Path:

@@ -48,6 +48,9 @@ class TableSpec:
     retention_days: int | None = None
     user_key: str | None = None  # the column right-to-erasure deletes by
     consumers: tuple[str, ...] = field(default_factory=tuple)
+    # CHECK constraints (name, SQL expression), added by DeltaStore when it creates the table and by a migration
+    # to tables created before. delta-rs stores them simplified and refuses a write that breaks one.
+    constraints: tuple[tuple[str, str], ...] = ()
 
     @property
     def layer(self) -> str:
@@ -219,57 +222,42 @@ def catalogue() -> dict[str, TableSpec]:
             user_key="user_token",
             consumers=("gold.daily_funnel",),
         ),
+        *contract_specs(),
         TableSpec(
-            "gold.daily_kpis",
-            "Daily behaviour KPIs (UTC event date): traffic, engagement, conversion and revenue.",
+            "meta.schema_migrations",
+            "Every table migration applied to this lake (lenslake/migrations/versions), one row each, append-only.",
             (
-                C("event_date", "date", "UTC event date", nullable=False),
-                C("events", "int64", "human events", nullable=False),
-                C("sessions", "int64", "distinct sessions with an event that day", nullable=False),
-                C("visitors", "int64", "distinct devices", nullable=False),
-                C("users", "int64", "distinct logged-in users", nullable=False),
-                C("page_views", "int64", "page views", nullable=False),
-                C("product_views", "int64", "product views", nullable=False),
-                C("searches", "int64", "searches", nullable=False),
-                C("add_to_carts", "int64", "add to cart events", nullable=False),
-                C("wishlist_adds", "int64", "wishlist adds", nullable=False),
-                C("orders", "int64", "purchase events", nullable=False),
-                C("revenue", "double", "sum of order totals", nullable=False),
-                C("returns", "int64", "return events", nullable=False),
-                C("refunds", "double", "sum of refund amounts", nullable=False),
-                C("logins", "int64", "successful logins", nullable=False),
-                C("failed_logins", "int64", "failed logins", nullable=False),
-                C("conversion_rate", "double", "orders / sessions", nullable=False),
-                C("avg_order_value", "double", "revenue / orders (0 when no orders)", nullable=False),
+                C("id", "string", "the migration's 4-digit id (its file name is m<id>_<slug>.py)", nullable=False),
+                C("description", "string", "the migration's one-line description", nullable=False),
+                C("checksum", "string", "sha256 of the script's source when it was applied", nullable=False),
+                C("applied_at", "timestamp", "when it finished", nullable=False),
+                C("duration_ms", "int64", "how long it took", nullable=False),
+                C("outcome", "string", "applied (it changed a table) | no-op (every table was already in shape or absent)", nullable=False),
+                C("notes", "string", "what each operation did, one per line"),
             ),
-            partition_by=("event_date",),
-            key=("event_date",),
-            owner="analytics",
-            consumers=("analysts", "dashboards"),
-        ),
-        TableSpec(
-            "gold.daily_funnel",
-            "Session funnel per day, channel and device: session → product view → cart → purchase.",
-            (
-                C("session_date", "date", "UTC date of the session start", nullable=False),
-                C("channel", "string", "acquisition channel", nullable=False),
-                C("device", "string", "device class", nullable=False),
-                C("sessions", "int64", "sessions", nullable=False),
-                C("product_view_sessions", "int64", "sessions with a product view", nullable=False),
-                C("cart_sessions", "int64", "sessions with an add to cart", nullable=False),
-                C("purchase_sessions", "int64", "sessions with a purchase", nullable=False),
-                C("revenue", "double", "revenue of those sessions", nullable=False),
-                C("view_rate", "double", "product_view_sessions / sessions", nullable=False),
-                C("cart_rate", "double", "cart_sessions / product_view_sessions (0 when none)", nullable=False),
-                C("purchase_rate", "double", "purchase_sessions / cart_sessions (0 when none)", nullable=False),
-            ),
-            partition_by=("session_date",),
-            key=("session_date", "channel", "device"),
-            owner="analytics",
-            consumers=("analysts", "dashboards"),
+            key=("id",),
         ),
     ]
     return {s.name: s for s in specs}
+
+
+def contract_specs() -> list[TableSpec]:
+    """Tables with a data contract (the gold tables services read) take their spec from it: one source."""
+    from lenslake.contracts.table_contracts import table_contracts
+
+    return [
+        TableSpec(
+            c.table,
+            " ".join(c.description.split()),
+            tuple(C(col.name, col.type, col.description, nullable=col.nullable) for col in c.columns),
+            partition_by=c.partition_by,
+            key=c.key,
+            owner=c.owner,
+            consumers=c.consumers,
+            constraints=tuple((name, " ".join(sql.split())) for name, sql in c.constraints.items()),
+        )
+        for c in table_contracts().values()
+    ]
 
 
 def table_spec(name: str) -> TableSpec:

@@ -14,6 +14,7 @@ class Lakehouse(dg.ConfigurableResource):
 
     data_root: str | None = None
     engine_name: str | None = None
+    as_of: str | None = None  # ISO date-time: "now" for freshness checks (tests pin it)
 
     _engine = PrivateAttr(default=None)
 
@@ -23,6 +24,8 @@ class Lakehouse(dg.ConfigurableResource):
             overrides["data_root"] = self.data_root
         if self.engine_name:
             overrides["engine"] = self.engine_name
+        if self.as_of:
+            overrides["as_of"] = self.as_of
         return get_settings(**overrides)
 
     def engine(self):

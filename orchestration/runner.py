@@ -41,7 +41,8 @@ def run_events_job(settings: Settings, days: list[str] | None = None, instance=N
     if not_yet:
         raise SystemExit(f"not a complete day yet (or not a date): {', '.join(not_yet)}; days run once they have ended")
     job = defs.resolve_job_def("daily_events_job")
-    resources = {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine)}
+    resources = {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine,
+                                        as_of=settings.as_of.isoformat() if settings.as_of else None)}
     tags = {ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]}
     instance = instance or dagster_instance(settings)
     run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("LENSLAKE_LOG_LEVEL", "CRITICAL")}}}}

@@ -1,5 +1,6 @@
 """A generated world through Dagster, reconciled exactly against the generator's truth manifest."""
 
+import datetime as dt
 import os
 from collections import Counter
 
@@ -20,7 +21,10 @@ def world(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("world")
     manifest = generate_world(root, days=2, users=2_000, events=20_000, seed=11)
-    settings = get_settings(data_root=root, engine="duckdb")
+    # "Now" for the freshness checks: 06:00 UTC the morning after the world's last day.
+    last_day = dt.date.fromisoformat(max(manifest["days_detail"]))
+    as_of = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(6), tzinfo=dt.timezone.utc)
+    settings = get_settings(data_root=root, engine="duckdb", as_of=as_of)
     instance = dagster_instance(settings)
     result = run_events_job(settings, instance=instance)
     return settings, manifest, result, instance
@@ -34,7 +38,7 @@ def test_the_run_succeeds_with_every_check_passing(world):
     _, _, result, _ = world
     assert result.success
     evaluations = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert len(evaluations) == 6 and all(ev.passed for ev in evaluations)
+    assert len(evaluations) == 10 and all(ev.passed for ev in evaluations)
 
 
 def test_every_landed_line_is_a_bronze_row_or_a_quarantine_row(world):
@@ -109,3 +113,18 @@ def test_the_analyst_notebook_runs_over_the_gold_tables(world, monkeypatch):
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": os.getcwd()}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
+
+
+def test_gold_tables_keep_their_contract_and_a_late_table_is_a_warning(world):
+    from expectations.contract_checks import contract_check_results
+
+    settings, _, _, _ = world
+    store = DeltaStore(settings.tables_dir)
+    week_later = get_settings(data_root=settings.data_root, as_of=settings.now() + dt.timedelta(days=7))
+    for table in ("gold.daily_kpis", "gold.daily_funnel"):
+        schema, fresh = contract_check_results(table, store, settings)
+        assert schema.passed and schema.metadata["differences"].value == "none"
+        assert fresh.passed
+        schema, stale = contract_check_results(table, store, week_later)
+        assert schema.passed and not stale.passed
+        assert stale.severity.value == "WARN" and stale.metadata["age_hours"].value == 7 * 24 + 6

@@ -11,21 +11,23 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from referencing import Registry, Resource
 
+from lenslake.contracts.avro import EVENT_NAMESPACE, json_schema
+from lenslake.contracts.registry import registry_for
 from lenslake.synth import generate_world
 from lenslake.synth import vocab as V
 
-SCHEMA_DIR = Path(__file__).resolve().parents[1] / "lenslake" / "contracts" / "schemas"
 SMALL = dict(days=2, users=2000, events=20_000, seed=7, start=dt.date(2024, 3, 1))
 CRAWLER_MARKERS = ("Googlebot", "bingbot", "AhrefsBot", "python-requests", "curl/")
 HEADLESS_MARKERS = ("HeadlessChrome", "PhantomJS")
 
 
 def _validators() -> dict[tuple[str, int], jsonschema.Draft202012Validator]:
-    docs = [json.loads(p.read_text()) for p in [SCHEMA_DIR / "envelope.json", *sorted((SCHEMA_DIR / "events").glob("*.json"))]]
-    registry = Registry().with_resources([(d["$id"], Resource.from_contents(d)) for d in docs])
-    return {(d["title"], d["x-schema-version"]): jsonschema.Draft202012Validator(d, registry=registry) for d in docs[1:]}
+    """A JSON Schema validator per registered event schema version, derived from its Avro record."""
+    registry = registry_for()
+    return {(reg.parsed.name, reg.version): jsonschema.Draft202012Validator(json_schema(reg.parsed, version=reg.version))
+            for subject in registry.subjects() if subject.startswith(f"{EVENT_NAMESPACE}.")
+            for reg in registry.versions(subject)}
 
 
 @dataclass

@@ -1,1 +1,2 @@
-"""Event contracts: the JSON Schema files under ``schemas/`` and what is derived from them."""
+"""Contracts: the Avro schema registry (``registry/``, ``registry.py``), the event contracts derived from it
+(``avro.py``, ``events.py``), the table contracts and the quarantine reason codes."""

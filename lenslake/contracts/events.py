@@ -1,11 +1,17 @@
-"""Event contracts loaded from the JSON Schema files, and the validation compiled from them.
+"""Event contracts derived from the Avro schemas in the schema registry, and the validation compiled from them.
 
-Each event type has a schema file ``schemas/events/<name>.v<version>.json`` that adds its ``properties`` object to
-the shared ``schemas/envelope.json``. From these files come:
+Every registered version of every ``lenslake.events.<type>`` subject is a contract: an event whose ``schema`` is
+"purchase" and ``schema_version`` is 2 is checked against version 2 of ``lenslake.events.purchase``
+(``lenslake.contracts.registry``). Each event record carries the envelope at top level (the same fields in every
+event schema) and its own fields in a nested ``properties`` record; ``lenslake.contracts.avro`` derives from it the
+JSON-Schema-shaped field specs this module compiles. From them come:
 
 * the flat list of fields every event row can carry (``event_fields()``): the bronze table's event columns;
 * per-field rules (required, type, enum, pattern, range, length) compiled into engine expressions
   (``violation_columns()``), so that valid events never pass through per-row Python.
+
+The registry is the one named by the settings at call time (``LENSLAKE_REGISTRY_DIR``, default: the package's);
+what is derived from it is cached per registry directory and index file state.
 
 Values are checked on their JSON text as extracted by the engine (``json_extract_string`` / ``get_json_object``):
 a number sent as a string (``"3"``) therefore passes an integer check. That is deliberate leniency, documented
@@ -14,14 +20,13 @@ in the README.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lenslake.contracts.reasons import check_reason
-
-SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 # JSON type → (Arrow type name used by the table catalogue, lexical check on the extracted text).
 JSON_TYPES = {
@@ -52,6 +57,8 @@ class FieldRule:
     pii: str | None = None  # kind of PII (email, phone, name, street_address, ip, device, user)
     free_text: bool = False
     description: str = ""
+    has_default: bool = False  # the Avro field has a default: what rows written before the field existed read
+    default: Any = field(default=None, hash=False)
 
     @property
     def arrow_type(self) -> str:
@@ -62,7 +69,8 @@ class FieldRule:
 class EventContract:
     name: str
     version: int
-    fields: tuple[FieldRule, ...] = field(default_factory=tuple)
+    fields: tuple[FieldRule, ...] = field(default_factory=tuple)  # the fields under `properties`
+    envelope: tuple[FieldRule, ...] = field(default_factory=tuple)  # the top-level fields
 
 
 def _rule(column: str, path: str, spec: dict, required: bool) -> FieldRule:
@@ -86,52 +94,89 @@ def _rule(column: str, path: str, spec: dict, required: bool) -> FieldRule:
         pii=spec.get("x-pii"),
         free_text=bool(spec.get("x-free-text")),
         description=spec.get("description", ""),
+        has_default="default" in spec,
+        default=spec.get("default"),
     )
 
 
+@dataclass(frozen=True)
+class _Derived:
+    contracts: dict[tuple[str, int], EventContract]
+    envelope: tuple[FieldRule, ...]
+    fields: tuple[FieldRule, ...]
+
+
+def _registry_state() -> tuple[str, tuple[int, int]]:
+    """The registry directory the settings name now, and the state of its index (a registration changes it)."""
+    from lenslake.contracts.registry import INDEX_FILE, registry_dir
+
+    root = registry_dir().resolve()
+    try:
+        st = (root / INDEX_FILE).stat()
+        return str(root), (st.st_mtime_ns, st.st_size)
+    except FileNotFoundError:
+        return str(root), (0, 0)
+
+
+def _derived() -> _Derived:
+    return _derive(*_registry_state())
+
+
 @functools.cache
+def _derive(root: str, _state: tuple[int, int]) -> _Derived:
+    from lenslake.contracts.avro import EVENT_NAMESPACE, event_parts
+    from lenslake.contracts.registry import Registry
+
+    registry = Registry(Path(root))
+    contracts: dict[tuple[str, int], EventContract] = {}
+    for subject in registry.subjects():
+        if not subject.startswith(EVENT_NAMESPACE + "."):
+            continue
+        for reg in registry.versions(subject):
+            parts = event_parts(reg.parsed)
+            envelope = tuple(_rule(n, f"$.{n}", s, n in parts.envelope_required) for n, s in parts.envelope.items())
+            fields = tuple(
+                _rule(n, f"$.properties.{n}", s, n in parts.properties_required) for n, s in parts.properties.items()
+            )
+            contracts[(parts.name, reg.version)] = EventContract(parts.name, reg.version, fields, envelope)
+    if not contracts:
+        raise LookupError(f"the schema registry at {root} has no {EVENT_NAMESPACE}.* subject: no event contracts")
+
+    # The envelope: the top-level fields every contract has, identically (in every schema today).
+    first = next(iter(contracts.values()))
+    common = tuple(r for r in first.envelope if all(r in c.envelope for c in contracts.values()))
+
+    # Every column over all contracts, envelope first. An envelope column that some contract lacks or defines
+    # differently is not required of every row.
+    seen: dict[str, FieldRule] = {r.column: r for r in common}
+    for contract in contracts.values():
+        for rule in (*contract.envelope, *contract.fields):
+            prior = seen.get(rule.column)
+            if prior and (prior.json_type, prior.pii) != (rule.json_type, rule.pii):
+                raise ValueError(f"field {rule.column!r} has conflicting types across event contracts")
+            if prior is None and rule in contract.envelope:
+                rule = dataclasses.replace(rule, required=False)
+            seen.setdefault(rule.column, rule)
+    return _Derived(contracts, common, tuple(seen.values()))
+
+
 def envelope_rules() -> tuple[FieldRule, ...]:
-    env = json.loads((SCHEMA_DIR / "envelope.json").read_text())
-    required = set(env["required"])
-    return tuple(
-        _rule(name, f"$.{name}", spec, name in required)
-        for name, spec in env["properties"].items()
-        if name != "properties"
-    )
+    """The envelope: the top-level fields every event contract shares (``properties`` aside)."""
+    return _derived().envelope
 
 
-@functools.cache
 def contracts() -> dict[tuple[str, int], EventContract]:
     """Every registered (event name, version) → its contract."""
-    out = {}
-    for path in sorted((SCHEMA_DIR / "events").glob("*.json")):
-        doc = json.loads(path.read_text())
-        props = doc["properties"]["properties"]
-        required = set(props.get("required", []))
-        rules = tuple(
-            _rule(name, f"$.properties.{name}", spec, name in required) for name, spec in props.get("properties", {}).items()
-        )
-        out[(doc["title"], int(doc["x-schema-version"]))] = EventContract(doc["title"], int(doc["x-schema-version"]), rules)
-    return out
+    return _derived().contracts
 
 
 def event_types() -> list[str]:
     return sorted({name for name, _ in contracts()})
 
 
-@functools.cache
 def event_fields() -> tuple[FieldRule, ...]:
     """The union of all fields over all contracts, one per column, envelope first (the raw event's columns)."""
-    seen: dict[str, FieldRule] = {}
-    for rule in envelope_rules():
-        seen[rule.column] = rule
-    for contract in contracts().values():
-        for rule in contract.fields:
-            prior = seen.get(rule.column)
-            if prior and (prior.json_type, prior.pii) != (rule.json_type, rule.pii):
-                raise ValueError(f"field {rule.column!r} has conflicting types across event contracts")
-            seen.setdefault(rule.column, rule)
-    return tuple(seen.values())
+    return _derived().fields
 
 
 def token_column(pii_kind: str) -> str:
@@ -150,11 +195,13 @@ def violation_columns(F, *, schema_col: str = "schema", version_col: str = "sche
         known = cond if known is None else known | cond
     unknown = ~known | F.col(schema_col).isNull() | F.col(version_col).isNull()
     checks.append(F.when(unknown, F.lit(f"{check_reason('unknown_schema')}@$.schema")))
-    for rule in envelope_rules():
+    common = envelope_rules()
+    for rule in common:
         checks.extend(_rule_checks(F, rule, applies=None))
     for (name, version), contract in contracts().items():
         applies = (F.col(schema_col) == F.lit(name)) & (F.col(version_col) == F.lit(str(version)))
-        checks.extend(_rule_checks(F, rule, applies=applies) for rule in contract.fields)
+        own = [rule for rule in contract.envelope if rule not in common] + list(contract.fields)
+        checks.extend(_rule_checks(F, rule, applies=applies) for rule in own)
     return [c for group in checks for c in (group if isinstance(group, list) else [group])]
 
 
