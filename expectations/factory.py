@@ -46,6 +46,9 @@ def gx_check_spec(table: str, *, blocking: bool = True) -> dg.AssetCheckSpec:
 
 def gx_check_result(table: str, written: pa.Table | None) -> dg.AssetCheckResult:
     """Validate the rows this run wrote to ``table`` (cast to its declared schema, as the store wrote them)."""
+    if _warm_up is not None:
+        # Importing GX here while the warm-up thread is half-way through it fails on GX's circular imports.
+        _warm_up.join()
     expectations = SUITES[table]()
     spec = table_spec(table)
     data = cast_to_spec(spec, written if written is not None else spec.arrow_schema.empty_table())

@@ -75,7 +75,8 @@ def refused_rows(error: Exception) -> int | None:
 
 
 def cast_to_spec(spec: TableSpec, table: pa.Table) -> pa.Table:
-    """Select the declared columns in order and cast them; absent nullable columns become nulls."""
+    """Select the declared columns in order and cast them; absent nullable columns become nulls, or the column's
+    default where it declares one."""
     target = spec.arrow_schema
     extra = set(table.column_names) - set(target.names)
     if extra:
@@ -90,6 +91,8 @@ def cast_to_spec(spec: TableSpec, table: pa.Table) -> pa.Table:
             arr = pa.nulls(table.num_rows, field.type)
         else:
             raise ValueError(f"{spec.name}: required column {field.name!r} is missing")
+        if field.name in spec.defaults and arr.null_count:
+            arr = pc.fill_null(arr, pa.scalar(spec.defaults[field.name], field.type))
         if not field.nullable and arr.null_count:
             raise ValueError(f"{spec.name}: {arr.null_count} nulls in non-nullable column {field.name!r}")
         arrays.append(arr)
@@ -158,7 +161,7 @@ class DeltaStore:
                 self._create(spec)
             else:
                 kwargs["configuration"] = self._configuration(spec)
-        if evolve_schema:
+        if evolve_schema or self._declares_new_columns(spec):
             kwargs["schema_mode"] = "merge"
         try:
             write_deltalake(
@@ -179,7 +182,8 @@ class DeltaStore:
         if not self.exists(name):
             return self._write(name, data, mode="append", replace=None)
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        merger = self._table(name).merge(data, predicate=predicate, source_alias="s", target_alias="t")
+        merger = self._table(name).merge(data, predicate=predicate, source_alias="s", target_alias="t",
+                                         merge_schema=self._declares_new_columns(spec))
         if update:
             merger = merger.when_matched_update_all()
         try:
@@ -191,13 +195,36 @@ class DeltaStore:
                              "delta-rs checked); nothing was merged") from None
         return WriteResult(name, data.num_rows, self.version(name), "merge", predicate)
 
+    def columns(self, name: str) -> list[str]:
+        """The columns of the table as stored (the declared ones may be ahead until the next write)."""
+        return list(pa.schema(self._table(name).schema().to_arrow()).names) if self.exists(name) else []
+
+    def _declares_new_columns(self, spec: TableSpec) -> bool:
+        """The catalogue declares columns the stored table lacks: a registered schema version added a field. The
+        write then evolves the table's schema (old files are not rewritten; their rows read null, or the default)."""
+        stored = self.columns(spec.name)
+        return bool(stored) and bool(set(spec.column_names) - set(stored))
+
     def read(self, name: str, columns: list[str] | None = None, filter=None) -> pa.Table:
-        """The current snapshot as Arrow (empty with the declared schema when the table does not exist)."""
+        """The current snapshot as Arrow (empty with the declared schema when the table does not exist). Columns
+        declared after a row was written read the column's default, or null."""
         spec = table_spec(name)
         if not self.exists(name):
             schema = spec.arrow_schema
             return schema.empty_table().select(columns) if columns else schema.empty_table()
-        return self._table(name).to_pyarrow_dataset().to_table(columns=columns, filter=filter)
+        stored = set(self.columns(name))
+        wanted = columns or spec.column_names + sorted(stored - set(spec.column_names))
+        table = self._table(name).to_pyarrow_dataset().to_table(columns=[c for c in wanted if c in stored], filter=filter)
+        types = {f.name: f.type for f in spec.arrow_schema}
+        for i, column in enumerate(wanted):
+            if column not in stored:
+                if column not in types:
+                    raise KeyError(f"{name} has no column {column!r}")
+                table = table.add_column(i, column, pa.nulls(table.num_rows, types[column]))
+            if column in spec.defaults and table.column(column).null_count:
+                filled = pc.fill_null(table.column(column), pa.scalar(spec.defaults[column], types[column]))
+                table = table.set_column(i, column, filled)
+        return table
 
     def count(self, name: str, partitions: dict | None = None) -> int:
         """Rows in the current snapshot (optionally of some partition values: ``{"ingest_date": [d1, d2]}``),

@@ -99,8 +99,10 @@ class Engine:
         unquoted; nested values as JSON text; null when absent or JSON null). Only call on lines where is_json."""
         raise NotImplementedError
 
-    def read_delta(self, path: Path, schema: pa.Schema, where: str | None = None):
-        """A Delta table's current snapshot as a DataFrame (empty with ``schema`` when the table does not exist yet)."""
+    def read_delta(self, path: Path, schema: pa.Schema, where: str | None = None, defaults: dict | None = None):
+        """A Delta table's current snapshot as a DataFrame with the columns of ``schema`` (empty when the table does
+        not exist yet). A declared column the stored table lacks reads null; ``defaults`` (column → value) fills the
+        nulls of columns a later schema version added, so old rows read the default."""
         raise NotImplementedError
 
     def release(self) -> None:
@@ -156,15 +158,23 @@ class DuckDBEngine(Engine):
         keep = [F.col(c) for c in df.columns if c != "_j"]
         return df.select(*keep, *[F.expr(f"_j[{i}]").alias(name) for i, name in enumerate(fields)])
 
-    def read_delta(self, path, schema, where=None):
+    def read_delta(self, path, schema, where=None, defaults=None):
         from deltalake import DeltaTable
 
         if not (Path(path) / "_delta_log").exists():
             return self.from_arrow(schema.empty_table())
+        table = DeltaTable(str(path))
+        stored = set(pa.schema(table.schema().to_arrow()).names)
         name = f"d_{next(_counter)}"
-        self.con.register(name, DeltaTable(str(path)).to_pyarrow_dataset())
+        self.con.register(name, table.to_pyarrow_dataset())
         self._objects.append(("ARROW", name))
-        return self._view(f"SELECT * FROM {name}" + (f" WHERE {where}" if where else ""))
+        columns = []
+        for f in schema:
+            expr = f'"{f.name}"' if f.name in stored else f"CAST(NULL AS {_DUCKDB_TYPES[f.type]})"
+            if defaults and f.name in defaults:
+                expr = f"COALESCE({expr}, {_sql_literal(defaults[f.name])})"
+            columns.append(f'{expr} AS "{f.name}"')
+        return self._view(f"SELECT {', '.join(columns)} FROM {name}" + (f" WHERE {where}" if where else ""))
 
     def release(self):
         for kind, name in reversed(self._objects):
@@ -243,7 +253,7 @@ class SparkEngine(Engine):
             out.append(F.col(source).alias(name))
         return df.select(*keep, *out)
 
-    def read_delta(self, path, schema, where=None):
+    def read_delta(self, path, schema, where=None, defaults=None):
         from deltalake import DeltaTable
 
         if not (Path(path) / "_delta_log").exists():
@@ -252,8 +262,26 @@ class SparkEngine(Engine):
         if not files:
             return self.from_arrow(schema.empty_table())
         # Spark reads the snapshot's parquet files itself; partition values come from the paths (basePath).
+        # Columns of the schema missing from older files read null.
         df = self.session.read.option("basePath", str(path)).schema(_spark_schema(self.types, schema)).parquet(*files)
-        return df.where(where) if where else df
+        df = df.where(where) if where else df
+        if defaults:
+            F = self.F
+            df = df.select(*[F.coalesce(F.col(c), F.lit(defaults[c])).alias(c) if c in defaults else F.col(c)
+                             for c in schema.names])
+        return df
+
+
+_DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.float64(): "DOUBLE",
+                 pa.bool_(): "BOOLEAN", pa.date32(): "DATE", pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ"}
+
+
+def _sql_literal(value) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _spark_schema(T, schema: pa.Schema):

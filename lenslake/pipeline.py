@@ -103,7 +103,8 @@ def build_silver(engine: Engine, store: DeltaStore, settings: Settings, days) ->
 
 
 def _read(engine, store, table, where):
-    return engine.read_delta(store.path(table), table_spec(table).arrow_schema, where)
+    spec = table_spec(table)
+    return engine.read_delta(store.path(table), spec.arrow_schema, where, spec.defaults)
 
 
 def _between(F, column: str, lo: dt.date, hi: dt.date):

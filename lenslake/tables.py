@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -35,6 +36,8 @@ class Column:
     token: bool = False  # holds a keyed-HMAC token of a PII value
     pii: bool = False  # may hold PII (free text, raw payloads); never in statistics or check samples
     free_text: bool = False
+    # What a row written before the column existed reads (Delta keeps its null); from the field's Avro default.
+    default: Any = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ class TableSpec:
         return [c.name for c in self.columns if c.token or c.pii or c.free_text]
 
     @property
+    def defaults(self) -> dict[str, Any]:
+        """Column → the value its nulls read as (columns added by a schema version with a default)."""
+        return {c.name: c.default for c in self.columns if c.default is not None}
+
+    @property
     def stats_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.name not in self.sensitive_columns]
 
@@ -94,8 +102,9 @@ def C(name, type_, doc, **kw) -> Column:
 RENAMES = {"schema": "event_type", "session_id": "client_session_id"}
 
 
-def event_columns() -> tuple[Column, ...]:
-    """The event fields of the contracts as typed columns, PII fields replaced by their tokens."""
+def event_columns(*, defaults: bool = False) -> tuple[Column, ...]:
+    """The event fields of the contracts as typed columns, PII fields replaced by their tokens. With ``defaults``,
+    a field that a later schema version added with a default carries it (silver: old rows read the default)."""
     cols = []
     for rule in event_fields():
         name = RENAMES.get(rule.column, rule.column)
@@ -111,7 +120,8 @@ def event_columns() -> tuple[Column, ...]:
             type_ = "int32"
         if name == "event_time":
             type_ = "timestamp"
-        cols.append(C(name, type_, doc, nullable=not required, free_text=rule.free_text))
+        default = rule.default if defaults and rule.has_default else None
+        cols.append(C(name, type_, doc, nullable=not required, free_text=rule.free_text, default=default))
     return tuple(cols)
 
 
@@ -126,8 +136,16 @@ LINEAGE = (
 )
 
 
-@functools.cache
 def catalogue() -> dict[str, TableSpec]:
+    """Every declared table. The event tables' columns follow the schema registry, so the catalogue is rebuilt
+    when the registry changes (a newly registered version with a new field adds a column)."""
+    from lenslake.contracts.events import registry_state
+
+    return _catalogue(registry_state())
+
+
+@functools.cache
+def _catalogue(_registry_state) -> dict[str, TableSpec]:
     ev = event_columns()
     specs = [
         TableSpec(
@@ -163,7 +181,7 @@ def catalogue() -> dict[str, TableSpec]:
         TableSpec(
             "silver.events",
             "Deduplicated human events (one row per event id), typed, dated by event time and sessionized (30-minute gap).",
-            tuple(c for c in ev if c.name != "ip_token")
+            tuple(c for c in event_columns(defaults=True) if c.name != "ip_token")
             + (
                 C("event_date", "date", "UTC date of event_time", nullable=False),
                 C("session_id", "string", "derived session: sha256 of device token and session start", nullable=False),

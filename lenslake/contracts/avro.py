@@ -9,7 +9,8 @@ our own ``x-`` keywords (``x-pii``: the kind of personal data; ``x-free-text``: 
 
 From a parsed record this module derives what the validation compiler reads (``field_specs``, ``event_parts``) and a
 whole JSON Schema document (``json_schema``) for validating JSON records with ``jsonschema``. A field is required when
-its type does not admit null. Only unions of null and one other type are supported: a schema that uses more is
+its type does not admit null and it has no default: a producer may leave out a field with a default, which then
+reads as its default (in silver), as an Avro reader would fill it in. Only unions of null and one other type are supported: a schema that uses more is
 refused at registration (``lint``), because no contract could be derived from it.
 """
 
@@ -108,7 +109,7 @@ def field_spec(field) -> dict:
 def field_specs(record) -> tuple[dict[str, dict], list[str]]:
     """({field name: JSON Schema}, required field names) of a record, in field order."""
     specs = {f.name: field_spec(f) for f in record.fields}
-    return specs, [f.name for f in record.fields if not unwrap(f.type)[1]]
+    return specs, [f.name for f in record.fields if not unwrap(f.type)[1] and not f.has_default]
 
 
 def object_spec(record) -> dict:

@@ -106,7 +106,7 @@ class _Derived:
     fields: tuple[FieldRule, ...]
 
 
-def _registry_state() -> tuple[str, tuple[int, int]]:
+def registry_state() -> tuple[str, tuple[int, int]]:
     """The registry directory the settings name now, and the state of its index (a registration changes it)."""
     from lenslake.contracts.registry import INDEX_FILE, registry_dir
 
@@ -119,7 +119,7 @@ def _registry_state() -> tuple[str, tuple[int, int]]:
 
 
 def _derived() -> _Derived:
-    return _derive(*_registry_state())
+    return _derive(*registry_state())
 
 
 @functools.cache
