@@ -86,7 +86,8 @@ def make_invalid(line: str, violation: int, u: float, v: float) -> str:
     elif kind == "unknown_schema_name":
         doc["schema"] = _TYPOS[name]
     elif kind == "unknown_schema_version":
-        doc["schema_version"] = 99 if u < 0.5 else 2
+        # Versions far above any registered one: a line must stay unknown when a real v2 is registered.
+        doc["schema_version"] = 99 if u < 0.5 else 42
     else:  # bad_sku_pattern
         sku = props["sku"]
         props["sku"] = (sku.lower() if u < 0.25 else "XX" + sku[2:] if u < 0.5 else
