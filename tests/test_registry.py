@@ -250,11 +250,14 @@ def test_a_missing_registered_file_is_detected(repo_copy):
 # --- the repo's registry and what is derived from it -----------------------------------------------------------------
 
 
-def test_every_repo_schema_is_registered_as_version_one_in_backward_mode():
+def test_every_repo_schema_is_registered_as_version_one_with_its_mode():
+    """Events: BACKWARD_TRANSITIVE, since app versions in the wild keep sending every older version, so a new
+    reader must read them all. Feeds: FULL, since the exporting systems and our readers upgrade independently."""
     registry = Registry(PACKAGE_DIR)
     expected = [f"lenslake.events.{t}" for t in EVENT_TYPES] + list(FEEDS)
     assert [(s, registry.latest(s).version, registry.latest(s).id, registry.compatibility(s)) for s in expected] == [
-        (s, 1, i, "BACKWARD") for i, s in enumerate(expected, start=1)]
+        (s, 1, i, "BACKWARD_TRANSITIVE" if s.startswith("lenslake.events.") else "FULL")
+        for i, s in enumerate(expected, start=1)]
     assert sorted(registry.subjects()) == sorted(expected) and registry.default_compatibility == "BACKWARD"
     for subject in expected:
         reg = registry.latest(subject)
@@ -376,8 +379,8 @@ def test_schema_list_shows_subject_mode_latest_version_and_id(cli):
     result = cli("list")
     assert result.exit_code == 0
     rows = [line.split() for line in result.output.splitlines()[1:]]
-    assert ["lenslake.events.purchase", "BACKWARD", "1", "7"] in rows
-    assert ["lenslake.feeds.consent", "BACKWARD", "1", "20"] in rows and len(rows) == 20
+    assert ["lenslake.events.purchase", "BACKWARD_TRANSITIVE", "1", "7"] in rows
+    assert ["lenslake.feeds.consent", "FULL", "1", "20"] in rows and len(rows) == 20
 
 
 def test_schema_show_prints_a_version(cli):
@@ -408,7 +411,7 @@ def test_schema_check_and_register_accept_a_compatible_version_and_refuse_an_inc
         refused = cli(command, str(bad))
         assert refused.exit_code == 1
         lines = [line for line in refused.output.splitlines() if line]
-        assert len(lines) == 1 and lines[0].startswith("refused: subject lenslake.events.purchase (compatibility BACKWARD)")
+        assert len(lines) == 1 and lines[0].startswith("refused: subject lenslake.events.purchase (compatibility BACKWARD_TRANSITIVE)")
         assert "field properties.lens_type: reader_field_missing_default_value" in lines[0]
     assert [r.version for r in Registry(repo_copy.root).versions("lenslake.events.purchase")] == [1, 2]
 
@@ -422,7 +425,7 @@ def test_schema_check_refuses_a_file_that_is_not_a_schema(cli, tmp_path):
 
 
 def test_schema_mode_shows_and_sets_a_subjects_mode(cli, repo_copy):
-    assert cli("mode", "lenslake.feeds.product").output.split() == ["lenslake.feeds.product", "BACKWARD"]
+    assert cli("mode", "lenslake.feeds.product").output.split() == ["lenslake.feeds.product", "FULL"]
     assert cli("mode", "lenslake.feeds.product", "full_transitive").exit_code == 0
     assert Registry(repo_copy.root).compatibility("lenslake.feeds.product") == "FULL_TRANSITIVE"
     refused = cli("mode", "lenslake.feeds.product", "SIDEWAYS")
