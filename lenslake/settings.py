@@ -35,6 +35,33 @@ class Settings(BaseSettings):
     as_of: dt.datetime | None = Field(
         None, description="'Now' for freshness and retention (ISO date-time, UTC if no zone); default: the clock. Tests pin it."
     )
+    # Kafka (lenslake.kafka): without a bootstrap, events come from landing files only.
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port[,host:port]); set, it switches event ingestion to topics."
+    )
+    kafka_topic_prefix: str = Field("lenslake.events.", description="Prefix of every event topic name.")
+    kafka_topic_clickstream: str = Field("clickstream", description="Topic (after the prefix) of page_view, product_view, "
+                                                                    "search, scroll and time_on_page events.")
+    kafka_topic_session: str = Field("session", description="Topic (after the prefix) of session_start and session_end.")
+    kafka_topic_conversion: str = Field("conversion", description="Topic (after the prefix) of add_to_cart, "
+                                                                  "remove_from_cart, wishlist_add, purchase and return.")
+    kafka_topic_authentication: str = Field("authentication", description="Topic (after the prefix) of login, logout "
+                                                                          "and failed_login.")
+    kafka_partitions: int = Field(6, description="Partitions of each event topic (lenslake kafka init).")
+    kafka_replication_factor: int = Field(1, description="Replication factor of each event topic (3 on a real cluster).")
+    kafka_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention.ms of each event topic (default 7 days).")
+    kafka_consumer_group: str = Field("lenslake-bronze", description="Consumer group of the bronze ingest.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="librdkafka security.protocol."
+    )
+    kafka_ssl_ca_location: Path | None = Field(None, description="CA certificate (PEM) that signs the brokers' certificates.")
+    kafka_ssl_certificate_location: Path | None = Field(None, description="Client certificate (PEM), for mutual TLS.")
+    kafka_ssl_key_location: Path | None = Field(None, description="Client private key (PEM), for mutual TLS.")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism (with a SASL_* protocol)."
+    )
+    kafka_sasl_username: SecretStr | None = Field(None, description="SASL username.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
 
     def now(self) -> dt.datetime:
         """The platform's 'now': ``as_of`` when set, else the clock; always timezone-aware UTC."""

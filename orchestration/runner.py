@@ -78,6 +78,14 @@ def summarize(settings: Settings, result, wall_s: float) -> str:
         if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             ev = event.event_specific_data
             lines.append(f"  {'PASS' if ev.passed else 'FAIL'}  {ev.asset_key.to_user_string()}:{ev.check_name}")
+    from lenslake.publish import status
+
+    lines += ["", "published (what services and analysts read):"]
+    try:
+        for st in status(settings):
+            lines.append(f"  {st.table:<28} v{st.published if st.published is not None else '-':<6} (latest v{st.latest})")
+    except OSError as e:  # a failed run may have left no readable tables folder: the summary still prints
+        lines.append(f"  unavailable: {e.strerror or e}")
     return "\n".join(lines)
 
 
