@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from lenslake.cli_contract import app as contract_app
+from lenslake.cli_kafka import app as kafka_app
 from lenslake.cli_migrate import app as migrate_app
 from lenslake.cli_publish import app as publish_app
 from lenslake.cli_schema import app as schema_app
@@ -21,6 +22,7 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(publish_app, name="publish")
 app.add_typer(contract_app, name="contract")
+app.add_typer(kafka_app, name="kafka")
 
 
 @app.command()
@@ -31,11 +33,18 @@ def generate(
     start: Optional[str] = typer.Option(None, help="first day (YYYY-MM-DD); default: today minus --days"),
     events: Optional[int] = typer.Option(None, help="human events in total (default: about 1M per 7 days)"),
     products: int = typer.Option(2400, help="catalog size"),
+    to: str = typer.Option("files", help="files: the landing zone only; kafka: then publish every event line to the "
+                                         "topics of LENSLAKE_KAFKA_BOOTSTRAP"),
 ):
     """Generate a synthetic eyewear world into the landing zone (plus a truth manifest under synth/)."""
     from lenslake.synth.world import generate_world
 
     settings = get_settings()
+    if to not in ("files", "kafka"):
+        raise typer.BadParameter("--to must be files or kafka")
+    if to == "kafka" and not settings.kafka_bootstrap:
+        typer.echo("error: --to kafka needs LENSLAKE_KAFKA_BOOTSTRAP (e.g. localhost:9092)", err=True)
+        raise typer.Exit(2)
     t = time.perf_counter()
     manifest = generate_world(settings.data_root, days=days, users=users, seed=seed,
                               start=dt.date.fromisoformat(start) if start else None, events=events, products=products)
@@ -43,6 +52,19 @@ def generate(
     typer.echo(f"generated {totals['lines']:,} landing lines over {days} days from {manifest['start']} "
                f"({totals['human_events']:,} human events, {totals['bot_events']:,} bot, {totals['duplicate_lines']:,} duplicates, "
                f"{totals['invalid_lines'] + totals['malformed_lines']:,} invalid) in {time.perf_counter() - t:.1f} s")
+    if to == "kafka":
+        from lenslake.kafka.producer import publish_landing
+        from lenslake.kafka.topics import create_topics, missing_topics
+
+        if missing_topics(settings):
+            create_topics(settings)
+        report = publish_landing(settings)
+        typer.echo(f"kafka: {report.summary()}")
+        for sample in report.delivery_errors[:5]:
+            typer.echo(f"  delivery error: {sample}", err=True)
+        if not report.ok:
+            typer.echo(f"error: not every event was delivered ({report.delivered:,} of {report.produced:,})", err=True)
+            raise typer.Exit(1)
 
 
 @app.command()
