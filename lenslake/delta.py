@@ -128,8 +128,17 @@ class DeltaStore:
                                   partition_by=list(spec.partition_by) or None, configuration=self._configuration(spec))
         table.alter.add_constraint(dict(spec.constraints))
 
-    def append(self, name: str, data: pa.Table, *, evolve_schema: bool = False) -> WriteResult:
-        return self._write(name, data, mode="append", replace=None, evolve_schema=evolve_schema)
+    def append(self, name: str, data: pa.Table, *, evolve_schema: bool = False,
+               app_versions: dict[str, int] | None = None) -> WriteResult:
+        """Append in one commit; ``app_versions`` ({app id: version}) are recorded in that same commit as Delta
+        application transactions (``txn`` actions: what Spark Structured Streaming writes for idempotent sinks),
+        read back with ``app_version``. An empty ``data`` with app versions still commits them."""
+        return self._write(name, data, mode="append", replace=None, evolve_schema=evolve_schema,
+                           app_versions=app_versions)
+
+    def app_version(self, name: str, app_id: str) -> int | None:
+        """The version the table's log last recorded for an application id, or None (no table, or never recorded)."""
+        return self._table(name).transaction_version(app_id) if self.exists(name) else None
 
     def replace_partitions(self, name: str, data: pa.Table, partitions: dict) -> WriteResult:
         """Replace exactly the rows matching ``partitions`` (e.g. ``{"ingest_date": d, "source": "file"}``)."""
@@ -142,7 +151,7 @@ class DeltaStore:
     def overwrite(self, name: str, data: pa.Table) -> WriteResult:
         return self._write(name, data, mode="overwrite", replace=None)
 
-    def _write(self, name, data, *, mode, replace, evolve_schema=False) -> WriteResult:
+    def _write(self, name, data, *, mode, replace, evolve_schema=False, app_versions=None) -> WriteResult:
         from deltalake import write_deltalake
 
         spec = table_spec(name)
@@ -163,6 +172,11 @@ class DeltaStore:
                 kwargs["configuration"] = self._configuration(spec)
         if evolve_schema or self._declares_new_columns(spec):
             kwargs["schema_mode"] = "merge"
+        if app_versions:
+            from deltalake import CommitProperties, Transaction
+
+            kwargs["commit_properties"] = CommitProperties(
+                app_transactions=[Transaction(app_id, int(v)) for app_id, v in sorted(app_versions.items())])
         try:
             write_deltalake(
                 str(path), data, mode=mode, partition_by=list(spec.partition_by) or None, predicate=predicate, **kwargs

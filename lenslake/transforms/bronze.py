@@ -22,6 +22,8 @@ from lenslake.privacy.tokens import masked_preview, seal, token, tokenize_arrow
 from lenslake.tables import RENAMES, table_spec
 
 TYPED = {"int64": "bigint", "double": "double", "bool": "boolean", "string": "string"}
+# Lineage of a line read from Kafka (instead of source_file/source_line): carried through when the lines have it.
+KAFKA_LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")
 
 
 def parse_events(engine, lines):
@@ -63,6 +65,7 @@ def typed_events(engine, valid, keys: KeyStore, *, source: str) -> pa.Table:
         F.lit(source).alias("source"),
         F.col("source_file"),
         F.col("source_line"),
+        *[F.col(c) for c in KAFKA_LINEAGE if c in valid.columns],
     )
     return tokenize_arrow(engine.to_arrow(df), pii, keys.token)
 
@@ -89,26 +92,46 @@ def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, 
                 "source_file": r["source_file"],
                 "source_line": r["source_line"],
                 "ingest_date": r["ingest_date"],
+                **{c: r[c] for c in KAFKA_LINEAGE if c in r},
             }
         )
     for r in malformed.to_pylist():
-        position = f"{r['source_file']}:{r['source_line']}".encode()
-        sealed, key_id = seal(r["line"].encode("utf-8"), keys.encryption, associated_data=position)
-        rows.append(
-            {
-                "reason_code": check_reason("malformed_json"),
-                "field_path": "$",
-                "violations": "malformed_json@$",
-                "payload_encrypted": sealed,
-                "payload_key_id": key_id,
-                "payload_preview": masked_preview(r["line"]),
-                "source_file": r["source_file"],
-                "source_line": r["source_line"],
-                "ingest_date": r["ingest_date"],
-            }
-        )
+        rows.append(sealed_row(r["line"].encode("utf-8"), r["line"], "malformed_json", r, keys))
+    return finish_quarantine(rows, source, now)
+
+
+def sealed_row(raw: bytes, text: str, reason: str, lineage: dict, keys: KeyStore) -> dict:
+    """A quarantine row for bytes that cannot be read field by field (a malformed line, an undecodable Kafka
+    message): sealed with AES-GCM, bound to its position, beside a masked preview. ``lineage`` holds the position
+    (source_file/source_line or the Kafka columns) and ``ingest_date``."""
+    row = {k: lineage.get(k) for k in ("source_file", "source_line", *KAFKA_LINEAGE, "ingest_date")}
+    sealed, key_id = seal(raw, keys.encryption, associated_data=position(row).encode())
+    return row | {
+        "reason_code": check_reason(reason),
+        "field_path": "$",
+        "violations": f"{reason}@$",
+        "payload_encrypted": sealed,
+        "payload_key_id": key_id,
+        "payload_preview": masked_preview(text),
+    }
+
+
+def position(row: dict) -> str:
+    """Where a row came from, as sealed payloads bind it: ``file:line``, or ``kafka:topic:partition:offset``."""
+    if row.get("kafka_topic") is not None:
+        return f"kafka:{row['kafka_topic']}:{row['kafka_partition']}:{row['kafka_offset']}"
+    return f"{row['source_file']}:{row['source_line']}"
+
+
+def finish_quarantine(rows: list[dict], source: str, now=None) -> pa.Table:
+    """Quarantine rows → Arrow: a quarantine id stable across reruns (sha256 of the source position), source, time."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     for row in rows:
-        row["quarantine_id"] = hashlib.sha256(f"{source}|{row['source_file']}|{row['source_line']}".encode()).hexdigest()[:32]
+        if row.get("kafka_topic") is not None:
+            where = f"{source}|{row['kafka_topic']}|{row['kafka_partition']}|{row['kafka_offset']}"
+        else:
+            where = f"{source}|{row['source_file']}|{row['source_line']}"
+        row["quarantine_id"] = hashlib.sha256(where.encode()).hexdigest()[:32]
         row["source"] = source
         row["quarantined_at"] = now
     schema = table_spec("bronze.events_quarantine").arrow_schema
@@ -132,16 +155,19 @@ def _int_or_none(v):
 
 def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, source: str = "file"):
     """Split raw lines (with their ``ingest_date``) into (bronze events, quarantine rows), both Arrow.
-    Every line lands in exactly one."""
+    Every line lands in exactly one. Lines read from Kafka carry ``KAFKA_LINEAGE`` columns (topic, partition,
+    offset) instead of a file and line; both outputs keep them."""
     F = engine.F
     df = engine.from_arrow(lines)
     parsed = engine.checkpoint(parse_events(engine, df))
     valid = parsed.where(F.col("reason").isNull())
+    kafka = [c for c in KAFKA_LINEAGE if c in lines.column_names]
     rejected = engine.to_arrow(
         parsed.where(F.col("reason").isNotNull()).select(
-            "line", "source_file", "source_line", "ingest_date", "reason", "violations", "schema", "schema_version", "event_id"
+            "line", "source_file", "source_line", "ingest_date", "reason", "violations", "schema", "schema_version", "event_id",
+            *kafka,
         )
     )
-    malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line", "ingest_date"])
+    malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line", "ingest_date", *kafka])
     events = typed_events(engine, valid, keys, source=source)
     return events, quarantine_rows(rejected, malformed, keys, source=source)

@@ -1,0 +1,276 @@
+"""Kafka → bronze, exactly once, against a real broker (Tansu, started here).
+
+Every test has its own topic prefix on the one broker and its own lake, so tests never see each other's data.
+"""
+
+import datetime as dt
+import itertools
+import os
+import struct
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("confluent_kafka")
+
+_prefix = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def broker():
+    from lenslake.kafka.broker import local_broker
+
+    with local_broker() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A small generated world (two days), published by the tests that need it."""
+    from lenslake.synth.world import generate_world
+
+    root = tmp_path_factory.mktemp("kafka-ingest-world")
+    manifest = generate_world(root, days=2, users=300, events=3000, start=dt.date(2026, 11, 1), seed=11)
+    return root, manifest
+
+
+@pytest.fixture
+def kafka_settings(broker, tmp_path):
+    from lenslake.settings import get_settings
+
+    return get_settings(data_root=tmp_path / "lake", engine="duckdb", kafka_bootstrap=broker, kafka_partitions=3,
+                        kafka_topic_prefix=f"i{next(_prefix)}.events.")
+
+
+@pytest.fixture
+def store(kafka_settings):
+    from lenslake.delta import DeltaStore
+
+    return DeltaStore(kafka_settings.tables_dir)
+
+
+@pytest.fixture
+def engine(kafka_settings):
+    from lenslake.engine import get_engine
+
+    e = get_engine(kafka_settings)
+    yield e
+    e.release()
+
+
+def world_files(root: Path) -> list[Path]:
+    return sorted((root / "landing" / "events").glob("*/*.ndjson"))
+
+
+@pytest.fixture
+def published(kafka_settings, world):
+    from lenslake.kafka.producer import publish_landing
+    from lenslake.kafka.topics import create_topics
+
+    create_topics(kafka_settings)
+    report = publish_landing(kafka_settings, world_files(world[0]), workers=1)
+    assert report.ok, report.summary()
+    return report
+
+
+def file_event_ids(settings, store, engine, world) -> Counter:
+    """Event ids of the world's landing files ingested through the file path (source 'file') into ``store``, run
+    twice (a rerun replaces its own partitions)."""
+    import pyarrow.compute as pc
+
+    from lenslake.pipeline import ingest_landing_days, landing_days
+
+    (settings.data_root / "landing").symlink_to(world[0] / "landing", target_is_directory=True)
+    for _ in range(2):
+        ingest_landing_days(engine, store, settings, landing_days(settings))
+    t = store.read("bronze.events", columns=["event_id", "source"])
+    return Counter(t.filter(pc.equal(t.column("source"), "file")).column("event_id").to_pylist())
+
+
+def kafka_rows(store, name, columns=("kafka_topic", "kafka_partition", "kafka_offset")):
+    import pyarrow.compute as pc
+
+    t = store.read(name, columns=["source", *columns])
+    return t.filter(pc.equal(t.column("source"), "kafka"))
+
+
+def per_partition(table) -> dict:
+    return Counter(zip(table.column("kafka_topic").to_pylist(), table.column("kafka_partition").to_pylist()))
+
+
+def produced_per_partition(settings) -> dict:
+    from lenslake.kafka.topics import status
+
+    return {(r.topic, r.partition): r.end for r in status(settings) if r.end}
+
+
+def assert_exactly_once(settings, store):
+    """Every produced message is in exactly one of bronze and quarantine, once; the group committed the ends."""
+    bronze, quarantine = kafka_rows(store, "bronze.events"), kafka_rows(store, "bronze.events_quarantine")
+    positions = [*zip(*(bronze.column(c).to_pylist() for c in ("kafka_topic", "kafka_partition", "kafka_offset"))),
+                 *zip(*(quarantine.column(c).to_pylist() for c in ("kafka_topic", "kafka_partition", "kafka_offset")))]
+    assert len(positions) == len(set(positions)), "a message is in the lake twice"
+    ends = produced_per_partition(settings)
+    assert dict(per_partition(bronze) + per_partition(quarantine)) == ends  # consumed = bronze + quarantined
+    assert set(positions) == {(t, p, o) for (t, p), end in ends.items() for o in range(end)}  # nothing lost
+    return bronze, quarantine, kafka_rows(store, "bronze.events", ["event_id"]).column("event_id").to_pylist()
+
+
+# --- ingesting --------------------------------------------------------------------------------------------------------
+
+
+def test_without_a_bootstrap_the_ingest_is_idle(tmp_path):
+    from lenslake.delta import DeltaStore
+    from lenslake.kafka.ingest import ingest_kafka
+    from lenslake.settings import get_settings
+
+    settings = get_settings(data_root=tmp_path, engine="duckdb", kafka_bootstrap=None)
+    result = ingest_kafka(None, DeltaStore(settings.tables_dir), settings)
+    assert result.idle and "LENSLAKE_KAFKA_BOOTSTRAP" in result.message and not result.writes
+    assert not (tmp_path / "tables").exists()
+
+
+def test_a_published_world_is_ingested_once_reconciled_with_the_manifest(kafka_settings, store, engine, published,
+                                                                          world):
+    from lenslake.kafka.ingest import app_id, ingest_kafka
+    from lenslake.kafka.topics import status
+
+    manifest = world[1]
+    result = ingest_kafka(engine, store, kafka_settings)
+    assert result.reconciled and result.read == published.produced
+    assert all(p.read == p.bronze + p.quarantined for p in result.partitions)
+    bronze, quarantine, event_ids = assert_exactly_once(kafka_settings, store)
+
+    # valid events: what the manifest calls valid (every refused line was invalid); quarantine: the encodable rest
+    assert bronze.num_rows == manifest["totals"]["valid_lines"] == result.accepted
+    assert quarantine.num_rows == published.produced - manifest["totals"]["valid_lines"] == result.quarantined
+    assert sum(result.reasons.values()) == quarantine.num_rows
+    ingested = store.read("bronze.events", columns=["ingest_date", "source", "source_file", "user_token"])
+    assert set(ingested.column("ingest_date").to_pylist()) == {kafka_settings.now().date()}
+    assert set(ingested.column("source").to_pylist()) == {"kafka"}
+    assert set(ingested.column("source_file").to_pylist()) == {None}
+    assert all(t is None or t.startswith("t") for t in ingested.column("user_token").to_pylist())  # PII tokenized
+
+    # each table recorded every partition's next offset; the group's offsets were committed after
+    ends = {(r.topic, r.partition): r for r in status(kafka_settings)}
+    for (topic, partition), row in ends.items():
+        aid = app_id(kafka_settings.kafka_consumer_group, topic, partition)
+        assert store.app_version("bronze.events", aid) == row.end
+        assert store.app_version("bronze.events_quarantine", aid) == row.end
+        assert row.committed == row.end and row.lag == 0
+
+    # nothing new: no commit at all
+    versions = (store.version("bronze.events"), store.version("bronze.events_quarantine"))
+    again = ingest_kafka(engine, store, kafka_settings)
+    assert again.read == 0 and not again.writes and again.message == "nothing new"
+    assert (store.version("bronze.events"), store.version("bronze.events_quarantine")) == versions
+
+    # the same world through landing files into the same tables: the same events, and the Kafka rows stay
+    assert Counter(event_ids) == file_event_ids(kafka_settings, store, engine, world)
+    assert kafka_rows(store, "bronze.events").num_rows == bronze.num_rows
+
+
+def test_new_messages_are_ingested_from_where_the_tables_stand(kafka_settings, store, engine, world):
+    from lenslake.kafka.ingest import ingest_kafka
+    from lenslake.kafka.producer import publish_landing
+    from lenslake.kafka.topics import create_topics
+
+    create_topics(kafka_settings)
+    first, second = world_files(world[0])[:1], world_files(world[0])[1:]
+    r1 = publish_landing(kafka_settings, first, workers=1)
+    a = ingest_kafka(engine, store, kafka_settings)
+    assert a.read == r1.produced
+    r2 = publish_landing(kafka_settings, second, workers=1)
+    b = ingest_kafka(engine, store, kafka_settings)
+    assert b.read == r2.produced and b.reconciled
+    assert_exactly_once(kafka_settings, store)
+
+
+def test_garbage_and_an_unknown_schema_id_are_quarantined_with_their_reasons_and_positions(kafka_settings, store,
+                                                                                             engine, world):
+    import orjson
+    from confluent_kafka import Producer
+
+    from lenslake.kafka.ingest import ingest_kafka
+    from lenslake.kafka.topics import create_topics
+    from lenslake.kafka.wire import codec
+    from lenslake.privacy.keys import load_keys
+    from lenslake.privacy.tokens import unseal
+    from lenslake.transforms.bronze import position
+
+    create_topics(kafka_settings)
+    topic = kafka_settings.kafka_topic_prefix + "clickstream"
+    event = next(orjson.loads(line) for path in world_files(world[0]) for line in path.read_bytes().splitlines()
+                 if b'"schema":"page_view"' in line and b'"schema_version":1,' in line)
+    _, good = codec(kafka_settings).encode_event(event)
+    values = [good, b"not avro at all", struct.pack(">bI", 0, 999_999) + good[5:], good[:-3], good]
+    producer = Producer({"bootstrap.servers": kafka_settings.kafka_bootstrap})
+    for v in values:
+        producer.produce(topic, v, partition=1)
+    assert producer.flush(30) == 0
+
+    result = ingest_kafka(engine, store, kafka_settings)
+    assert result.read == 5 and result.reconciled
+    assert result.reasons == {"undecodable_payload": 2, "unknown_schema_id": 1}
+    q = store.read("bronze.events_quarantine")
+    rows = sorted(q.to_pylist(), key=lambda r: r["kafka_offset"])
+    assert [(r["kafka_topic"], r["kafka_partition"], r["kafka_offset"], r["reason_code"]) for r in rows] == [
+        (topic, 1, 1, "undecodable_payload"), (topic, 1, 2, "unknown_schema_id"), (topic, 1, 3, "undecodable_payload")]
+    keys = load_keys(kafka_settings)
+    for r, raw in zip(rows, values[1:4]):
+        assert r["source"] == "kafka" and r["payload"] is None and r["source_file"] is None
+        assert unseal(r["payload_encrypted"], r["payload_key_id"], keys.encryption, position(r).encode()) == raw
+    b = store.read("bronze.events")
+    assert sorted(b.column("kafka_offset").to_pylist()) == [0, 4]  # the same event twice: bronze keeps duplicates
+    assert set(b.column("kafka_partition").to_pylist()) == {1}
+    assert_exactly_once(kafka_settings, store)
+
+
+# --- crash safety -------------------------------------------------------------------------------------------------
+
+
+def run_ingest(settings, kill_at=None):
+    env = {**os.environ, "LENSLAKE_DATA_ROOT": str(settings.data_root), "LENSLAKE_ENGINE": "duckdb",
+           "LENSLAKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "LENSLAKE_KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+           "GX_ANALYTICS_ENABLED": "false"}
+    env.pop("LENSLAKE_TEST_KILL_AT", None)
+    if kill_at:
+        env["LENSLAKE_TEST_KILL_AT"] = kill_at
+    code = ("from lenslake.settings import get_settings; from lenslake.delta import DeltaStore; "
+            "from lenslake.engine import get_engine; from lenslake.kafka.ingest import ingest_kafka; "
+            "s = get_settings(); r = ingest_kafka(get_engine(s), DeltaStore(s.tables_dir), s); print(r.summary())")
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+@pytest.mark.parametrize("kill_at", ["after_bronze", "after_quarantine", "during_consume"])
+def test_killed_with_sigkill_then_rerun_nothing_is_duplicated_or_lost(kafka_settings, store, engine, published, world,
+                                                                      kill_at):
+    from lenslake.kafka.topics import status
+
+    killed = run_ingest(kafka_settings, kill_at)
+    assert killed.returncode == -9, killed.stderr
+    if kill_at == "during_consume":
+        assert not store.exists("bronze.events")
+    else:
+        assert store.exists("bronze.events")
+        # killed before the offset commit: the group has committed nothing
+        assert all(r.committed is None for r in status(kafka_settings))
+    if kill_at == "after_bronze":
+        assert kafka_rows(store, "bronze.events").num_rows == world[1]["totals"]["valid_lines"]
+        assert not store.exists("bronze.events_quarantine")
+
+    bronze_version = store.version("bronze.events")
+    rerun = run_ingest(kafka_settings)
+    assert rerun.returncode == 0, rerun.stderr
+    if kill_at == "after_quarantine":
+        assert store.version("bronze.events") == bronze_version  # held everything: no commit
+    bronze, quarantine, event_ids = assert_exactly_once(kafka_settings, store)
+    assert bronze.num_rows == world[1]["totals"]["valid_lines"]
+    assert quarantine.num_rows == published.produced - world[1]["totals"]["valid_lines"]
+    # the same events as an uninterrupted ingest: those of the landing files, each as often as it was landed
+    assert Counter(event_ids) == file_event_ids(kafka_settings, store, engine, world)
+    assert all(r.committed == r.end for r in status(kafka_settings))
