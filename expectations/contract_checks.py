@@ -8,7 +8,6 @@ never published: blocking) and how recent its newest day is (a stale table is st
 from __future__ import annotations
 
 import dagster as dg
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from lenslake.contracts.table_contracts import freshness, schema_drift, table_contract
@@ -35,8 +34,7 @@ def contract_check_results(table: str, store: DeltaStore, settings: Settings) ->
     c = table_contract(table)
     schema_spec, fresh_spec = contract_check_specs(table)
     if store.exists(table):
-        actual = pa.schema(store._table(table).schema().to_arrow())
-        drift = schema_drift(c, actual)
+        drift = schema_drift(c, store.schema(table))
         column = store.read(table, columns=[c.freshness.column]).column(0)
         newest = pc.max(column).as_py() if len(column) else None
     else:

@@ -209,9 +209,12 @@ class DeltaStore:
                              "delta-rs checked); nothing was merged") from None
         return WriteResult(name, data.num_rows, self.version(name), "merge", predicate)
 
+    def schema(self, name: str) -> pa.Schema:
+        """The table's schema as stored (the declared one may be ahead until the next write)."""
+        return pa.schema(self._table(name).schema().to_arrow())
+
     def columns(self, name: str) -> list[str]:
-        """The columns of the table as stored (the declared ones may be ahead until the next write)."""
-        return list(pa.schema(self._table(name).schema().to_arrow()).names) if self.exists(name) else []
+        return list(self.schema(name).names) if self.exists(name) else []
 
     def _declares_new_columns(self, spec: TableSpec) -> bool:
         """The catalogue declares columns the stored table lacks: a registered schema version added a field. The

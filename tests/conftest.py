@@ -68,3 +68,13 @@ def lines_table(lines, source_file="landing/events/2026-11-16/events-000.ndjson"
         p = Path(d) / "f.ndjson"
         p.write_text(text)
         return read_raw_lines([(p, source_file)], dt.date(2026, 11, 16))
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """A real Kafka-protocol broker (Tansu, memory storage) on a free loopback port, shared by the Kafka tests;
+    each test uses its own topic prefix."""
+    from lenslake.kafka.broker import local_broker
+
+    with local_broker() as bootstrap:
+        yield bootstrap

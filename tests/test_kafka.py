@@ -13,17 +13,7 @@ import uuid
 
 import pytest
 
-pytest.importorskip("confluent_kafka")
-
 _prefix = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def broker():
-    from lenslake.kafka.broker import local_broker
-
-    with local_broker() as bootstrap:
-        yield bootstrap
 
 
 @pytest.fixture(scope="module")

@@ -14,17 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("confluent_kafka")
-
 _prefix = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def broker():
-    from lenslake.kafka.broker import local_broker
-
-    with local_broker() as bootstrap:
-        yield bootstrap
 
 
 @pytest.fixture(scope="module")
