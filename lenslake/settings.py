@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(1, description="Replication factor of each event topic (3 on a real cluster).")
     kafka_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention.ms of each event topic (default 7 days).")
     kafka_consumer_group: str = Field("lenslake-bronze", description="Consumer group of the bronze ingest.")
+    kafka_ingest_chunk_messages: int = Field(250_000, description="Messages per bronze commit of a Kafka ingest run "
+                                                                  "(bounds its memory; each commit records positions).")
+    kafka_lag_threshold: int = Field(10_000, description="kafka_lag_sensor starts an ingest run when the group's lag "
+                                                         "(all event topics) reaches this many messages.")
+    kafka_max_interval_minutes: int = Field(15, description="…and at least this often while the lag is above zero.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="librdkafka security.protocol."
     )

@@ -225,6 +225,7 @@ def test_garbage_and_an_unknown_schema_id_are_quarantined_with_their_reasons_and
 def run_ingest(settings, kill_at=None):
     env = {**os.environ, "LENSLAKE_DATA_ROOT": str(settings.data_root), "LENSLAKE_ENGINE": "duckdb",
            "LENSLAKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "LENSLAKE_KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+           "LENSLAKE_KAFKA_INGEST_CHUNK_MESSAGES": str(settings.kafka_ingest_chunk_messages),
            "GX_ANALYTICS_ENABLED": "false"}
     env.pop("LENSLAKE_TEST_KILL_AT", None)
     if kill_at:
@@ -264,3 +265,37 @@ def test_killed_with_sigkill_then_rerun_nothing_is_duplicated_or_lost(kafka_sett
     # the same events as an uninterrupted ingest: those of the landing files, each as often as it was landed
     assert Counter(event_ids) == file_event_ids(kafka_settings, store, engine, world)
     assert all(r.committed == r.end for r in status(kafka_settings))
+
+
+def test_chunked_ingest_killed_in_its_second_chunk_resumes_exactly_once(broker, tmp_path, world):
+    """Chunks of 1,000 messages: one commit per table per chunk. Killed after bronze's second commit, bronze holds
+    two chunks and quarantine one; the rerun goes on from quarantine's position and bronze skips what it holds."""
+    from lenslake.delta import DeltaStore
+    from lenslake.engine import get_engine
+    from lenslake.kafka.producer import publish_landing
+    from lenslake.kafka.topics import create_topics, status
+    from lenslake.settings import get_settings
+
+    settings = get_settings(data_root=tmp_path / "lake", engine="duckdb", kafka_bootstrap=broker, kafka_partitions=3,
+                            kafka_topic_prefix=f"i{next(_prefix)}.events.", kafka_ingest_chunk_messages=1000)
+    create_topics(settings)
+    report = publish_landing(settings, world_files(world[0]), workers=1)
+    assert report.ok and report.produced > 2500
+    store = DeltaStore(settings.tables_dir)
+
+    killed = run_ingest(settings, "after_bronze:2")
+    assert killed.returncode == -9, killed.stderr
+    held = kafka_rows(store, "bronze.events").num_rows + kafka_rows(store, "bronze.events_quarantine").num_rows
+    assert 0 < held < report.produced
+    assert all(r.committed is None for r in status(settings))
+
+    rerun = run_ingest(settings)
+    assert rerun.returncode == 0, rerun.stderr
+    bronze, quarantine, event_ids = assert_exactly_once(settings, store)
+    assert bronze.num_rows == world[1]["totals"]["valid_lines"]
+    assert store.version("bronze.events") >= 3  # several chunks, several commits
+    engine = get_engine(settings)
+    try:
+        assert Counter(event_ids) == file_event_ids(settings, store, engine, world)
+    finally:
+        engine.release()

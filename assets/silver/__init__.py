@@ -15,9 +15,9 @@ SESSIONS = dg.AssetKey(["silver", "sessions"])
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(EVENTS, deps=[dg.AssetKey(["bronze", "events"])], kinds={"pyspark", "delta"},
+        dg.AssetSpec(EVENTS, deps=[dg.AssetKey(["bronze", "events"]), dg.AssetKey(["bronze", "kafka_events"])], kinds={"pyspark", "delta"},
                      description="Human events, one per event id, dated by event time, with a derived 30-minute session."),
-        dg.AssetSpec(BOTS, deps=[dg.AssetKey(["bronze", "events"])], kinds={"pyspark", "delta"},
+        dg.AssetSpec(BOTS, deps=[dg.AssetKey(["bronze", "events"]), dg.AssetKey(["bronze", "kafka_events"])], kinds={"pyspark", "delta"},
                      description="Events removed as bots, with the reason."),
         dg.AssetSpec(SESSIONS, deps=[EVENTS], kinds={"pyspark", "delta"}, description="One row per derived session."),
     ],

@@ -34,7 +34,8 @@ from lenslake.kafka.config import kafka_config, topics
 
 BRONZE, QUARANTINE = "bronze.events", "bronze.events_quarantine"
 BATCH = 10_000
-# Test hook: SIGKILL this process at a named point ("during_consume", "after_bronze", "after_quarantine").
+# Test hook: SIGKILL this process at a named point ("during_consume", "after_bronze", "after_quarantine"; ":N" for
+# its N-th passage, e.g. "after_bronze:2" in the second chunk).
 KILL_AT_ENV = "LENSLAKE_TEST_KILL_AT"
 
 
@@ -100,15 +101,26 @@ class KafkaIngestResult:
                 f"{self.quarantined:,} quarantined ({self.seconds:.1f} s)")
 
 
+_kill_counts: dict[str, int] = {}
+
+
 def _kill_point(name: str) -> None:
-    if os.environ.get(KILL_AT_ENV) == name:
+    """SIGKILL here when the test hook names this point ("name", or "name:N" for its N-th passage)."""
+    wanted = os.environ.get(KILL_AT_ENV)
+    if not wanted or wanted.split(":")[0] != name:
+        return
+    _kill_counts[name] = _kill_counts.get(name, 0) + 1
+    if _kill_counts[name] == int(wanted.split(":")[1] if ":" in wanted else 1):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaIngestResult:
     """Consume every family topic from the last ingested position to the end offsets seen now into bronze; idle
     (a result saying so) without ``settings.kafka_bootstrap``. ``timeout``: seconds without progress before giving
-    up (nothing is committed then; a rerun starts over from the same positions)."""
+    up (what was committed stays; a rerun goes on from there).
+
+    Messages are written in chunks of ``settings.kafka_ingest_chunk_messages``: each chunk is one commit per table
+    recording where every partition stands, so memory stays bounded and a crash loses at most a chunk's work."""
     if not settings.kafka_bootstrap:
         return KafkaIngestResult(idle=True, message="Kafka is not configured (no LENSLAKE_KAFKA_BOOTSTRAP): nothing to ingest")
     from confluent_kafka import Consumer, TopicPartition
@@ -139,33 +151,20 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
                                         fallback if q is None else q, end))
         result = KafkaIngestResult(partitions=plan)
         todo = [p for p in plan if p.start < p.end]
-        if not todo:
-            # a run killed after its Delta commits left the group behind the tables: catch it up (no Delta commit)
-            _commit_group(consumer, plan, committed)
-            result.message = "nothing new"
-            result.seconds = time.perf_counter() - started
-            return result
-
-        decoded, undecodable = _consume(consumer, todo, settings, timeout)
-        events, quarantine = _to_bronze(engine, settings, decoded, undecodable)
-        _count(plan, decoded, undecodable, events, quarantine)
-
-        for name, rows, pos_attr, written_attr in ((BRONZE, events, "bronze_position", "bronze_written"),
-                                                   (QUARANTINE, quarantine, "quarantine_position", "quarantine_written")):
-            if all(getattr(p, pos_attr) >= p.end for p in plan):
-                continue  # the table holds everything already: no commit at all
-            rows = _skip_held(rows, {(p.topic, p.partition): getattr(p, pos_attr) for p in plan})
-            for p in plan:
-                setattr(p, written_attr, _rows_of(rows, p.topic, p.partition))
-            versions = {app_id(group, p.topic, p.partition): max(p.end, getattr(p, pos_attr)) for p in plan}
-            result.writes.append(store.append(name, rows, app_versions=versions))
-            if name == QUARANTINE and rows.num_rows:
-                result.reasons = dict(sorted((str(c["values"]), c["counts"])
-                                             for c in pc.value_counts(rows.column("reason_code")).to_pylist()))
-            _kill_point("after_bronze" if name == BRONZE else "after_quarantine")
-
-        # Only now, with both tables committed: the group's offsets (what status and lag show).
+        # Where each table stands, moved forward by every chunk it commits.
+        held = {name: {(p.topic, p.partition): getattr(p, attr) for p in plan}
+                for name, attr in ((BRONZE, "bronze_position"), (QUARANTINE, "quarantine_position"))}
+        by_key = {(p.topic, p.partition): p for p in plan}
+        for reached, decoded, undecodable in _consume(consumer, todo, settings, timeout):
+            events, quarantine = _to_bronze(engine, settings, decoded, undecodable)
+            _count(by_key, decoded, undecodable, events, quarantine)
+            for name, rows in ((BRONZE, events), (QUARANTINE, quarantine)):
+                _commit_chunk(store, group, name, rows, held[name], reached, by_key, result)
+        # Only now, with both tables committed: the group's offsets (what status and lag show). A run killed after
+        # its Delta commits left the group behind the tables: this catches it up without a Delta commit.
         _commit_group(consumer, plan, committed)
+        if not todo:
+            result.message = "nothing new"
         unreconciled = [f"{p.topic}[{p.partition}]" for p in plan if not p.reconciled]
         if unreconciled:
             raise RuntimeError(f"messages read != bronze + quarantined in {', '.join(unreconciled)}")
@@ -173,6 +172,24 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         return result
     finally:
         consumer.close()
+
+
+def _commit_chunk(store, group, name, rows, held, reached, by_key, result) -> None:
+    """Append a chunk's rows the table does not hold yet, in one commit recording the partitions' new positions."""
+    moved = {key: pos for key, pos in reached.items() if pos > held[key]}
+    if not moved:
+        return  # the table holds this chunk already (a rerun after a crash between the two commits)
+    rows = _skip_held(rows, held)
+    written_attr = "bronze_written" if name == BRONZE else "quarantine_written"
+    for key in reached:
+        p = by_key[key]
+        setattr(p, written_attr, getattr(p, written_attr) + _rows_of(rows, *key))
+    result.writes.append(store.append(name, rows, app_versions={app_id(group, *key): pos for key, pos in moved.items()}))
+    if name == QUARANTINE and rows.num_rows:
+        for c in pc.value_counts(rows.column("reason_code")).to_pylist():
+            result.reasons[str(c["values"])] = result.reasons.get(str(c["values"]), 0) + c["counts"]
+    held.update(moved)
+    _kill_point("after_bronze" if name == BRONZE else "after_quarantine")
 
 
 def _commit_group(consumer, plan: list[PartitionIngest], committed: dict) -> None:
@@ -186,21 +203,26 @@ def _commit_group(consumer, plan: list[PartitionIngest], committed: dict) -> Non
 
 
 def _consume(consumer, todo: list[PartitionIngest], settings, timeout: float):
-    """Read [start, end) of each partition: (decoded records as (topic, partition, offset, JSON line), undecodable
-    messages as (topic, partition, offset, value, reason))."""
+    """Read [start, end) of each partition, yielding chunks of about ``settings.kafka_ingest_chunk_messages``:
+    (the next offset reached per partition read in the chunk, decoded records as (topic, partition, offset, JSON
+    line), undecodable messages as (topic, partition, offset, value, reason))."""
     import orjson
     from confluent_kafka import KafkaError, TopicPartition
 
     from lenslake.kafka.wire import codec
 
+    if not todo:
+        return
     decode, dumps = codec(settings).decode, orjson.dumps
+    chunk_size = settings.kafka_ingest_chunk_messages
     ends = {(p.topic, p.partition): p.end for p in todo}
     consumer.assign([TopicPartition(p.topic, p.partition, p.start) for p in todo])
     pending = set(ends)
+    reached: dict = {}
     decoded, undecodable = [], []
     last_progress = time.monotonic()
     while pending:
-        batch = consumer.consume(BATCH, 0.5)
+        batch = consumer.consume(min(BATCH, chunk_size), 0.5)
         if not batch:
             if time.monotonic() - last_progress > timeout:
                 raise TimeoutError(f"no message for {timeout:.0f} s before the end of {sorted(pending)}")
@@ -215,22 +237,28 @@ def _consume(consumer, todo: list[PartitionIngest], settings, timeout: float):
                     # at the broker's end: done if that is at or past the end seen at the start (gaps: markers)
                     if msg.offset() >= ends[key]:
                         pending.discard(key)
+                        reached[key] = ends[key]
                     continue
                 raise RuntimeError(f"consuming {key}: {msg.error()}")
             offset = msg.offset()
             if offset >= ends[key]:
                 pending.discard(key)
+                reached[key] = ends[key]
                 continue
             record, reason, _detail = decode(msg.value())
             if record is not None:
                 decoded.append((key[0], key[1], offset, dumps(record).decode()))
             else:
                 undecodable.append((key[0], key[1], offset, msg.value() or b"", reason))
+            reached[key] = offset + 1
             if offset >= ends[key] - 1:
                 pending.discard(key)
+                reached[key] = ends[key]
         _kill_point("during_consume")
+        if len(decoded) + len(undecodable) >= chunk_size or not pending:
+            yield reached, decoded, undecodable
+            reached, decoded, undecodable = {}, [], []
     consumer.unassign()
-    return decoded, undecodable
 
 
 def _to_bronze(engine, settings, decoded, undecodable) -> tuple[pa.Table, pa.Table]:
@@ -239,6 +267,10 @@ def _to_bronze(engine, settings, decoded, undecodable) -> tuple[pa.Table, pa.Tab
     from lenslake.privacy.keys import load_keys
     from lenslake.transforms import bronze as bronze_t
 
+    if not decoded and not undecodable:  # a chunk that only moved positions (the end of a partition with gaps)
+        from lenslake.tables import table_spec
+
+        return table_spec(BRONZE).arrow_schema.empty_table(), table_spec(QUARANTINE).arrow_schema.empty_table()
     keys = load_keys(settings)
     today = settings.now().date()
     n = len(decoded)
@@ -286,11 +318,12 @@ def _skip_held(rows: pa.Table, positions: dict[tuple[str, int], int]) -> pa.Tabl
     return rows.filter(pc.fill_null(keep, False))
 
 
-def _count(plan, decoded, undecodable, events, quarantine) -> None:
+def _count(by_key, decoded, undecodable, events, quarantine) -> None:
+    """Add a chunk's messages read and rows made to each partition's tally."""
     from collections import Counter
 
     read = Counter((t, p) for t, p, *_ in decoded) + Counter((t, p) for t, p, *_ in undecodable)
-    for p in plan:
-        p.read = read.get((p.topic, p.partition), 0)
-        p.bronze = _rows_of(events, p.topic, p.partition)
-        p.quarantined = _rows_of(quarantine, p.topic, p.partition)
+    for key, p in by_key.items():
+        p.read += read.get(key, 0)
+        p.bronze += _rows_of(events, *key)
+        p.quarantined += _rows_of(quarantine, *key)
