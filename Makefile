@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | md5sum | cut -c1-12)
 DATA_ROOT ?= $(or $(LENSLAKE_DATA_ROOT),.lenslake)
 
-.PHONY: setup test demo serve bench check-java clean
+.PHONY: setup system-deps test demo serve bench check-java clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,18 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP)
 
+# Debian's stunnel4: the TLS 1.3 terminator the Kafka TLS test puts in front of the test broker.
+system-deps:
+	@command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || { \
+	  echo "installing stunnel4 (for the Kafka TLS test)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null; }
+
 check-java:
 	@if [ "$${LENSLAKE_ENGINE:-duckdb}" = "spark" ] && ! command -v java >/dev/null 2>&1; then \
 	  echo "The Spark engine needs Java 17: install it (apt-get install openjdk-17-jre-headless) or use the default DuckDB engine."; exit 2; fi
 
-test: setup
+test: setup system-deps
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q
 
 demo: setup check-java

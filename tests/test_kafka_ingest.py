@@ -299,3 +299,54 @@ def test_chunked_ingest_killed_in_its_second_chunk_resumes_exactly_once(broker, 
         assert Counter(event_ids) == file_event_ids(settings, store, engine, world)
     finally:
         engine.release()
+
+
+# --- encryption in transit --------------------------------------------------------------------------------------------
+
+
+def test_over_tls_13_only_the_world_is_ingested_and_plaintext_and_tls_12_are_refused(tmp_path, world):
+    """Tansu behind a TLS 1.3-only terminator (stunnel4), advertising the TLS port: produce and ingest over TLS with
+    the settings alone; a plaintext client and a TLS 1.2 client are refused."""
+    import socket
+    import ssl
+
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    from lenslake.delta import DeltaStore
+    from lenslake.engine import get_engine
+    from lenslake.kafka.broker import local_tls_broker
+    from lenslake.kafka.ingest import ingest_kafka
+    from lenslake.kafka.producer import publish_landing
+    from lenslake.kafka.topics import create_topics, status
+    from lenslake.settings import get_settings
+
+    with local_tls_broker(tmp_path / "tls") as (bootstrap, files):
+        settings = get_settings(data_root=tmp_path / "lake", engine="duckdb", kafka_bootstrap=bootstrap,
+                                kafka_partitions=2, kafka_security_protocol="SSL", kafka_ssl_ca_location=files.ca)
+        create_topics(settings)
+        report = publish_landing(settings, world_files(world[0]), workers=1)
+        assert report.ok
+        store, engine = DeltaStore(settings.tables_dir), get_engine(settings)
+        try:
+            result = ingest_kafka(engine, store, settings)
+        finally:
+            engine.release()
+        assert result.reconciled and result.read == report.produced
+        assert result.accepted == world[1]["totals"]["valid_lines"]
+        assert_exactly_once(settings, store)
+        assert all(r.lag == 0 for r in status(settings))
+
+        # plaintext Kafka to the same address: no answer
+        with pytest.raises(KafkaException):
+            AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}).list_topics(timeout=3)
+        # TLS 1.2 at most: the handshake is refused; a default client negotiates TLS 1.3
+        host, port = bootstrap.split(":")
+        old = ssl.create_default_context(cafile=str(files.ca))
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with socket.create_connection((host, int(port)), timeout=5) as raw, pytest.raises(ssl.SSLError):
+            old.wrap_socket(raw, server_hostname=host)
+        modern = ssl.create_default_context(cafile=str(files.ca))
+        with socket.create_connection((host, int(port)), timeout=5) as raw, \
+                modern.wrap_socket(raw, server_hostname=host) as tls:
+            assert tls.version() == "TLSv1.3"

@@ -44,11 +44,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_ready(bootstrap: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    """Block until a broker at ``bootstrap`` answers a metadata request (AdminClient.list_topics)."""
+def wait_until_ready(bootstrap: str, timeout: float = 30.0, proc: subprocess.Popen | None = None,
+                     config: dict | None = None) -> None:
+    """Block until a broker at ``bootstrap`` answers a metadata request (AdminClient.list_topics); ``config``: more
+    client settings (TLS)."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **(config or {})})
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -64,17 +66,14 @@ def wait_until_ready(bootstrap: str, timeout: float = 30.0, proc: subprocess.Pop
 
 
 @contextlib.contextmanager
-def local_broker(port: int | None = None, *, log: Path | None = None, timeout: float = 30.0):
-    """Start Tansu on a free loopback port (memory storage), yield its bootstrap address, stop it on exit."""
-    port = port or free_port()
+def _tansu(port: int, advertised_port: int, log: Path | None):
     url = f"tcp://127.0.0.1:{port}"
-    cmd = [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-           "--storage-engine", "memory://tansu/"]
+    cmd = [str(tansu_binary()), "broker", "--listener-url", url,
+           "--advertised-listener-url", f"tcp://127.0.0.1:{advertised_port}", "--storage-engine", "memory://tansu/"]
     log_file = open(log, "ab") if log else tempfile.TemporaryFile()  # noqa: SIM115  (closed in finally)
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        wait_until_ready(f"127.0.0.1:{port}", timeout, proc)
-        yield f"127.0.0.1:{port}"
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -83,6 +82,28 @@ def local_broker(port: int | None = None, *, log: Path | None = None, timeout: f
             proc.kill()
             proc.wait()
         log_file.close()
+
+
+@contextlib.contextmanager
+def local_broker(port: int | None = None, *, log: Path | None = None, timeout: float = 30.0):
+    """Start Tansu on a free loopback port (memory storage), yield its bootstrap address, stop it on exit."""
+    port = port or free_port()
+    with _tansu(port, port, log) as proc:
+        wait_until_ready(f"127.0.0.1:{port}", timeout, proc)
+        yield f"127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def local_tls_broker(folder: Path, *, timeout: float = 30.0):
+    """Tansu behind a TLS 1.3-only terminator (stunnel): yields (bootstrap, TlsFiles). The broker advertises the TLS
+    port, so clients reach it through TLS only (``security.protocol=SSL`` trusting ``TlsFiles.ca``)."""
+    from lenslake.kafka.tls import make_certificates, tls_terminator
+
+    files = make_certificates(folder)
+    backend, front = free_port(), free_port()
+    with _tansu(backend, front, folder / "tansu.log") as proc, tls_terminator(front, backend, files, folder) as bootstrap:
+        wait_until_ready(bootstrap, timeout, proc, {"security.protocol": "ssl", "ssl.ca.location": str(files.ca)})
+        yield bootstrap, files
 
 
 def serve(port: int = 9092) -> None:
