@@ -32,7 +32,7 @@ test: setup system-deps
 	GX_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -q
 
 demo: setup check-java
-	GX_ANALYTICS_ENABLED=false $(BIN)/lenslake demo
+	GX_ANALYTICS_ENABLED=false $(BIN)/lenslake demo --source $${DEMO_SOURCE:-files}
 	@if [ "$${DEMO_SERVE:-1}" != "0" ]; then $(MAKE) --no-print-directory serve; fi
 
 serve: setup

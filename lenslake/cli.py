@@ -65,6 +65,7 @@ def generate(
         if not report.ok:
             typer.echo(f"error: not every event was delivered ({report.delivered:,} of {report.produced:,})", err=True)
             raise typer.Exit(1)
+        _move_sent_landing(settings)
 
 
 @app.command()
@@ -82,19 +83,96 @@ def run(days: Optional[list[str]] = typer.Argument(None, help="landing days (def
 def demo(
     days: int = typer.Option(7), users: int = typer.Option(50_000), seed: int = typer.Option(42),
     events: Optional[int] = typer.Option(None),
+    source: str = typer.Option("files", help="files: landing files; kafka: the events go through Kafka topics "
+                                             "(LENSLAKE_KAFKA_BOOTSTRAP, or a throwaway local broker)"),
 ):
     """Generate a world (unless one is there) and run every asset for every day, then print a summary."""
     from orchestration.runner import summarize, timed_run
     from lenslake.synth.world import generate_world
 
+    if source not in ("files", "kafka"):
+        raise typer.BadParameter("--source must be files or kafka")
     settings = get_settings()
     if not (settings.synth_dir / "manifest.json").exists():
         t = time.perf_counter()
         generate_world(settings.data_root, days=days, users=users, seed=seed, events=events)
         typer.echo(f"world generated in {time.perf_counter() - t:.1f} s")
+    if source == "kafka":
+        raise typer.Exit(_demo_through_kafka(settings))
     result, wall = timed_run(settings)
     typer.echo(summarize(settings, result, wall))
     raise typer.Exit(0 if result.success else 1)
+
+
+def _demo_through_kafka(settings) -> int:
+    """The demo with events through Kafka: publish the world's event lines to the topics (moving them out of the
+    landing zone), ingest them into bronze through Dagster, then run silver and gold for the ingest day."""
+    import contextlib
+    import os
+
+    from lenslake.kafka.broker import local_broker
+
+    with contextlib.ExitStack() as stack:
+        if not settings.kafka_bootstrap:
+            bootstrap = stack.enter_context(local_broker())
+            typer.echo(f"no LENSLAKE_KAFKA_BOOTSTRAP: a throwaway local broker (Tansu, memory storage) at {bootstrap}")
+            os.environ["LENSLAKE_KAFKA_BOOTSTRAP"] = bootstrap  # the Dagster resource reads the environment
+        if settings.as_of is None:
+            # Kafka rows take the day they are ingested on; silver and gold run for days that have ended. The demo
+            # ingests as of the end of yesterday so that it can run them now (production: the 02:00 schedule).
+            yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+            os.environ["LENSLAKE_AS_OF"] = f"{yesterday}T23:59:59+00:00"
+        settings = get_settings()
+        return _kafka_demo_steps(settings)
+
+
+def _kafka_demo_steps(settings) -> int:
+    from lenslake.kafka.producer import publish_landing
+    from lenslake.kafka.topics import create_topics, missing_topics
+    from lenslake.pipeline import landing_days
+    from orchestration.runner import kafka_ingest_summary, run_kafka_ingest_job, summarize
+
+    if missing_topics(settings):
+        for line in create_topics(settings):
+            typer.echo(f"  {line}")
+    if landing_days(settings):
+        report = publish_landing(settings)
+        typer.echo(f"kafka: {report.summary()}")
+        if not report.ok:
+            typer.echo(f"error: not every event was delivered ({report.delivered:,} of {report.produced:,})", err=True)
+            return 1
+        _move_sent_landing(settings)
+    t = time.perf_counter()
+    ingest = run_kafka_ingest_job(settings)
+    typer.echo(kafka_ingest_summary(ingest))
+    if not ingest.success:
+        return 1
+    from orchestration.runner import run_events_job
+
+    day = settings.now().date().isoformat()
+    result = run_events_job(settings, [day])
+    typer.echo(summarize(settings, result, time.perf_counter() - t))
+    typer.echo("")
+    typer.echo(_kafka_status_text(settings))
+    return 0 if result.success else 1
+
+
+def _move_sent_landing(settings) -> None:
+    """Events published to Kafka leave the landing zone (kept under synth/sent-to-kafka/ for reconciliation), so
+    the landing-file path never ingests them a second time."""
+    import shutil
+
+    target = settings.synth_dir / "sent-to-kafka"
+    target.mkdir(parents=True, exist_ok=True)
+    for folder in sorted(settings.events_landing_dir.iterdir()):
+        shutil.move(str(folder), str(target / folder.name))
+    typer.echo(f"  event files moved out of the landing zone to {target}")
+
+
+def _kafka_status_text(settings) -> str:
+    from lenslake.cli_kafka import status_lines
+
+    return "\n".join(status_lines(settings, settings.kafka_consumer_group))
 
 
 @app.command()

@@ -31,20 +31,27 @@ def init():
 def status(group: str = typer.Option(None, help="consumer group (default: LENSLAKE_KAFKA_CONSUMER_GROUP)")):
     """Per topic and partition: end offset, the consumer group's committed offset, and lag."""
     from lenslake.kafka.topics import missing_topics
-    from lenslake.kafka.topics import status as partition_status
 
     settings = _settings_or_exit()
-    group = group or settings.kafka_consumer_group
-    rows = partition_status(settings, group)
-    typer.echo(f"{'topic':<36} {'partition':>9} {'earliest':>10} {'end':>10} {'committed':>10} {'lag':>10}   (group {group})")
-    for r in rows:
-        committed = "-" if r.committed is None else str(r.committed)
-        typer.echo(f"{r.topic:<36} {r.partition:>9} {r.low:>10} {r.end:>10} {committed:>10} {r.lag:>10}")
-    typer.echo(f"total: end {sum(r.end for r in rows):,}, lag {sum(r.lag for r in rows):,}")
+    for line in status_lines(settings, group or settings.kafka_consumer_group):
+        typer.echo(line)
     missing = missing_topics(settings)
     if missing:
         typer.echo(f"missing topics (run `lenslake kafka init`): {', '.join(missing)}", err=True)
         raise typer.Exit(1)
+
+
+def status_lines(settings, group: str) -> list[str]:
+    """`lenslake kafka status` as lines: per partition, earliest and end offsets, the group's committed offset, lag."""
+    from lenslake.kafka.topics import status as partition_status
+
+    rows = partition_status(settings, group)
+    lines = [f"{'topic':<36} {'partition':>9} {'earliest':>10} {'end':>10} {'committed':>10} {'lag':>10}   (group {group})"]
+    for r in rows:
+        committed = "-" if r.committed is None else str(r.committed)
+        lines.append(f"{r.topic:<36} {r.partition:>9} {r.low:>10} {r.end:>10} {committed:>10} {r.lag:>10}")
+    lines.append(f"total: end {sum(r.end for r in rows):,}, lag {sum(r.lag for r in rows):,}")
+    return lines
 
 
 @app.command()

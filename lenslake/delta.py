@@ -138,7 +138,14 @@ class DeltaStore:
 
     def app_version(self, name: str, app_id: str) -> int | None:
         """The version the table's log last recorded for an application id, or None (no table, or never recorded)."""
-        return self._table(name).transaction_version(app_id) if self.exists(name) else None
+        return self.app_versions(name, [app_id])[app_id]
+
+    def app_versions(self, name: str, app_ids) -> dict[str, int | None]:
+        """``app_version`` of several application ids, reading the table's log once."""
+        if not self.exists(name):
+            return {a: None for a in app_ids}
+        table = self._table(name)
+        return {a: table.transaction_version(a) for a in app_ids}
 
     def replace_partitions(self, name: str, data: pa.Table, partitions: dict) -> WriteResult:
         """Replace exactly the rows matching ``partitions`` (e.g. ``{"ingest_date": d, "source": "file"}``)."""

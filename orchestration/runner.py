@@ -51,6 +51,36 @@ def run_events_job(settings: Settings, days: list[str] | None = None, instance=N
     )
 
 
+def run_kafka_ingest_job(settings: Settings, instance=None):
+    """Materialize bronze/kafka_events (Kafka topics → bronze, up to the end offsets seen now) through Dagster."""
+    from orchestration.definitions import defs
+    from orchestration.resources import Lakehouse
+
+    job = defs.resolve_job_def("kafka_ingest_job")
+    resources = {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine,
+                                        as_of=settings.as_of.isoformat() if settings.as_of else None)}
+    run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("LENSLAKE_LOG_LEVEL", "CRITICAL")}}}}
+    return job.execute_in_process(instance=instance or dagster_instance(settings), resources=resources,
+                                  run_config=run_config, raise_on_error=False)
+
+
+def kafka_ingest_summary(result) -> str:
+    """The ingest run's materialization metadata, as lines."""
+    from dagster import DagsterEventType
+
+    lines = [f"kafka ingest run: {result.run_id}  success: {result.success}"]
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            md = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+            if md.get("idle"):
+                lines.append(f"  idle: {md.get('message')}")
+            else:
+                lines.append(f"  {md['messages_read']:,} messages read (lag at start {md['lag_at_start']:,}): "
+                             f"{md['dagster/row_count']:,} to bronze, {md['quarantined']:,} quarantined "
+                             f"in {md['seconds']} s; reasons {md['reasons']}")
+    return "\n".join(lines)
+
+
 def summarize(settings: Settings, result, wall_s: float) -> str:
     from dagster import DagsterEventType
 

@@ -326,9 +326,38 @@ def test_generate_to_kafka_then_init_and_status_from_the_command_line(broker, tm
     assert out.returncode == 0, out.stderr
     produced = int(out.stdout.split(" produced")[0].rsplit(" ", 1)[-1].replace(",", ""))
     assert f"{produced:,} delivered, 0 failed" in out.stdout, out
+    # the published events left the landing zone (the file path must not ingest them again); kept for reconciling
+    assert not any((tmp_path / "landing" / "events").glob("*/*.ndjson"))
+    assert len(list((tmp_path / "synth" / "sent-to-kafka").glob("*/*.ndjson"))) == 1
     out = lenslake("kafka", "status", env=env)
     assert out.returncode == 0, out
     lines = [line for line in out.stdout.splitlines() if line.startswith(prefix)]
     assert len(lines) == 8 and all(line.split()[4] == "-" for line in lines), out  # no committed offsets yet
     assert sum(int(line.split()[3]) for line in lines) == produced, out
     assert f"total: end {produced:,}, lag {produced:,}" in out.stdout, out
+
+
+def test_the_demo_through_kafka_runs_to_gold_and_leaves_no_lag(broker, tmp_path):
+    """`DEMO_SOURCE=kafka make demo` in small: the world's events go through the topics (and out of the landing zone),
+    are ingested into bronze by the Dagster asset, and silver and gold run for the ingest day."""
+    import json
+
+    from lenslake.delta import DeltaStore
+
+    prefix = f"demo{next(_prefix)}.events."
+    env = {**os.environ, "LENSLAKE_DATA_ROOT": str(tmp_path), "LENSLAKE_KAFKA_BOOTSTRAP": broker,
+           "LENSLAKE_KAFKA_TOPIC_PREFIX": prefix, "LENSLAKE_KAFKA_PARTITIONS": "2", "GX_ANALYTICS_ENABLED": "false"}
+    env.pop("LENSLAKE_AS_OF", None)
+    out = lenslake("demo", "--source", "kafka", "--days", "2", "--users", "300", "--events", "2500", env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    manifest = json.loads((tmp_path / "synth" / "manifest.json").read_text())
+    produced = int(out.stdout.split(" produced")[0].rsplit(" ", 1)[-1].replace(",", ""))
+    assert f"total: end {produced:,}, lag 0" in out.stdout
+    assert not any((tmp_path / "landing" / "events").glob("*/*.ndjson"))
+
+    store = DeltaStore(tmp_path / "tables")
+    sources = store.read("bronze.events", columns=["source"]).column("source").to_pylist()
+    assert set(sources) == {"kafka"} and len(sources) == manifest["totals"]["valid_lines"]
+    assert store.count("silver.events") > 0 and store.count("gold.daily_kpis") > 0
+    assert "PASS  gold/daily_kpis:daily_kpis_contract_schema" in out.stdout

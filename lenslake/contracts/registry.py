@@ -492,9 +492,9 @@ class Registry:
 def registry_dir(settings=None) -> Path:
     """The registry directory of these settings: ``LENSLAKE_REGISTRY_DIR``, else the one in the package."""
     if settings is None:
-        from lenslake.settings import get_settings
-
-        settings = get_settings()
+        # the environment variable itself: this runs for every table lookup, and building settings costs ~5 ms
+        configured = os.environ.get("LENSLAKE_REGISTRY_DIR")
+        return Path(configured) if configured else PACKAGE_DIR
     return Path(settings.registry_dir) if settings.registry_dir else PACKAGE_DIR
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -140,13 +141,15 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(parts, timeout=timeout)}
         ends = end_offsets(settings, parts, timeout)
         plan = []
+        ids = [app_id(group, tp.topic, tp.partition) for tp in parts]
+        recorded = {t: store.app_versions(t, ids) for t in (BRONZE, QUARANTINE)}
         for tp in parts:
             key = (tp.topic, tp.partition)
             low, end = ends[key]
             fallback = committed.get(key, -1)
             fallback = fallback if fallback >= 0 else low
             aid = app_id(group, *key)
-            b, q = (store.app_version(t, aid) for t in (BRONZE, QUARANTINE))
+            b, q = (recorded[t][aid] for t in (BRONZE, QUARANTINE))
             plan.append(PartitionIngest(tp.topic, tp.partition, fallback if b is None else b,
                                         fallback if q is None else q, end))
         result = KafkaIngestResult(partitions=plan)
@@ -155,11 +158,23 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         held = {name: {(p.topic, p.partition): getattr(p, attr) for p in plan}
                 for name, attr in ((BRONZE, "bronze_position"), (QUARANTINE, "quarantine_position"))}
         by_key = {(p.topic, p.partition): p for p in plan}
-        for reached, decoded, undecodable in _consume(consumer, todo, settings, timeout):
+
+        def write(reached, decoded, undecodable):
             events, quarantine = _to_bronze(engine, settings, decoded, undecodable)
             _count(by_key, decoded, undecodable, events, quarantine)
             for name, rows in ((BRONZE, events), (QUARANTINE, quarantine)):
                 _commit_chunk(store, group, name, rows, held[name], reached, by_key, result)
+
+        # A chunk is validated and committed on a writer thread while the next one is read and decoded (DuckDB and
+        # librdkafka work outside the GIL); one chunk in flight at most, so commits stay in order and memory bounded.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer") as writer:
+            in_flight = None
+            for chunk in _consume(consumer, todo, settings, timeout):
+                if in_flight is not None:
+                    in_flight.result()
+                in_flight = writer.submit(write, *chunk)
+            if in_flight is not None:
+                in_flight.result()
         # Only now, with both tables committed: the group's offsets (what status and lag show). A run killed after
         # its Delta commits left the group behind the tables: this catches it up without a Delta commit.
         _commit_group(consumer, plan, committed)

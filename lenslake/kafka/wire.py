@@ -53,6 +53,9 @@ class Codec:
         self._checks: dict[int, tuple] = {}
         self._subject_of: dict[int, str] = {}
         self._lock = threading.Lock()
+        from fastavro import schemaless_reader  # bound once: an import statement per message costs ~2 µs
+
+        self._read = schemaless_reader
         for subject in registry.subjects():
             if subject.startswith(EVENT_SUBJECT_PREFIX):
                 for reg in registry.versions(subject):
@@ -110,8 +113,6 @@ class Codec:
 
     def decode(self, value: bytes | None) -> tuple[dict | None, str | None, str]:
         """(record, None, "") or (None, reason code, detail); never raises on bad bytes."""
-        from fastavro import schemaless_reader
-
         if value is None or len(value) < HEADER.size:
             return None, "undecodable_payload", f"{0 if value is None else len(value)} bytes: shorter than the 5-byte header"
         magic, schema_id = HEADER.unpack_from(value)
@@ -124,7 +125,7 @@ class Codec:
         buf = io.BytesIO(value)
         buf.seek(HEADER.size)
         try:
-            record = schemaless_reader(buf, schema, None)
+            record = self._read(buf, schema, None)
         except Exception as e:  # noqa: BLE001  (any failure to read Avro bytes: EOFError, UnicodeDecodeError, …)
             return None, "undecodable_payload", f"schema id {schema_id}: {type(e).__name__}: {e}"[:500]
         if buf.tell() != len(value):
