@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from lenslake.cli_catalog import app as catalog_app
 from lenslake.cli_contract import app as contract_app
 from lenslake.cli_kafka import app as kafka_app
 from lenslake.cli_migrate import app as migrate_app
@@ -23,6 +24,7 @@ app.add_typer(migrate_app, name="migrate")
 app.add_typer(publish_app, name="publish")
 app.add_typer(contract_app, name="contract")
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(catalog_app, name="catalog")
 
 
 @app.command()
@@ -97,11 +99,22 @@ def demo(
         t = time.perf_counter()
         generate_world(settings.data_root, days=days, users=users, seed=seed, events=events)
         typer.echo(f"world generated in {time.perf_counter() - t:.1f} s")
+    if not _demo_catalog(settings):
+        raise typer.Exit(1)
     if source == "kafka":
         raise typer.Exit(_demo_through_kafka(settings))
     result, wall = timed_run(settings)
     typer.echo(summarize(settings, result, wall))
     raise typer.Exit(0 if result.success else 1)
+
+
+def _demo_catalog(settings) -> bool:
+    """The product database first: every pending catalog feed day through Dagster's catalog_job."""
+    from orchestration.catalog_runner import catalog_summary, timed_catalog_run
+
+    result, wall = timed_catalog_run(settings)
+    typer.echo(catalog_summary(settings, result, wall) + "\n")
+    return result.success
 
 
 def _demo_through_kafka(settings) -> int:

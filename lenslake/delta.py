@@ -117,7 +117,10 @@ class DeltaStore:
 
     def _configuration(self, spec: TableSpec) -> dict:
         # Tokens and free text stay out of min/max statistics in _delta_log (which VACUUM never rewrites).
-        return {"delta.dataSkippingStatsColumns": ",".join(spec.stats_columns)}
+        config = {"delta.dataSkippingStatsColumns": ",".join(spec.stats_columns)}
+        if spec.change_data_feed:  # from the first commit on, so the change feed can be read from version 0
+            config["delta.enableChangeDataFeed"] = "true"
+        return config
 
     def _create(self, spec: TableSpec) -> None:
         """An empty table with the declared schema, then its CHECK constraints in one commit, so that the first

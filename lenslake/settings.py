@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     )
     kafka_sasl_username: SecretStr | None = Field(None, description="SASL username.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    # The product database (lenslake.catalog).
+    myntra_dir: Path = Field(Path("../shared/data/myntra_catalog"), description="The real Myntra catalogue "
+                             "(styles.csv, styles_text.csv) that `lenslake catalog import-myntra` maps into the catalog.")
 
     def now(self) -> dt.datetime:
         """The platform's 'now': ``as_of`` when set, else the clock; always timezone-aware UTC."""

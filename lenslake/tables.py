@@ -54,6 +54,9 @@ class TableSpec:
     # CHECK constraints (name, SQL expression), added by DeltaStore when it creates the table and by a migration
     # to tables created before. delta-rs stores them simplified and refuses a write that breaks one.
     constraints: tuple[tuple[str, str], ...] = ()
+    # Delta's change data feed (``delta.enableChangeDataFeed``, set when the table is created): every commit also
+    # records the rows it changed, before and after (the catalog's audit trail reads it).
+    change_data_feed: bool = False
 
     @property
     def layer(self) -> str:
@@ -241,6 +244,7 @@ def _catalogue(_registry_state) -> dict[str, TableSpec]:
             consumers=("gold.daily_funnel",),
         ),
         *contract_specs(),
+        *catalog_specs(),
         TableSpec(
             "meta.schema_migrations",
             "Every table migration applied to this lake (lenslake/migrations/versions), one row each, append-only.",
@@ -275,6 +279,257 @@ def contract_specs() -> list[TableSpec]:
             constraints=tuple((name, " ".join(sql.split())) for name, sql in c.constraints.items()),
         )
         for c in table_contracts().values()
+    ]
+
+
+# --- the product database (lenslake.catalog) ----------------------------------------------------------------------
+
+CATALOG_LINEAGE = (
+    C("updated_at", "timestamp", "the source's change time of the row (the feed row's updated_at, or the import's time)",
+      nullable=False),
+    C("feed", "string", "who last changed the row: the feed file (relative to the data root) or the importer's source"),
+)
+
+
+def catalog_specs() -> list[TableSpec]:
+    """The product database: master data, attributes, media, taxonomy, stock and type-2 prices, fed by daily feeds
+    (lenslake.catalog). Product, attribute, price and stock tables keep Delta's change data feed: the audit trail."""
+    sku = C("sku", "string", "stock keeping unit", nullable=False)
+    return [
+        TableSpec(
+            "catalog.products",
+            "The golden record per SKU: one row each, from the catalog feed (survivorship: lenslake.catalog.feeds) or "
+            "an import (Myntra).",
+            (
+                sku,
+                C("product_type", "string", "optical_frame | sunglasses | lens | contact_lens | accessory"),
+                C("name", "string", "display name", nullable=False),
+                C("description", "string", "merchandising copy (null where the source has none)"),
+                C("category", "string", "taxonomy node id: department/sub-category (catalog.taxonomy_nodes)"),
+                C("brand", "string", "brand"),
+                C("model_code", "string", "brand model code shared by colour variants (RB3025)"),
+                C("status", "string", "active | discontinued", nullable=False),
+                C("source", "string", "where the record comes from: feed | myntra", nullable=False),
+                C("source_id", "string", "the record's id in its source (Myntra's style id)"),
+            )
+            + CATALOG_LINEAGE,
+            key=("sku",),
+            owner="merchandising",
+            consumers=("vectors.product_embeddings", "serving"),
+            constraints=(
+                ("products_status_valid", "status IN ('active', 'discontinued')"),
+                ("products_source_valid", "source IN ('feed', 'myntra')"),
+            ),
+            change_data_feed=True,
+        ),
+        TableSpec(
+            "catalog.eyewear_attributes",
+            "Eyewear attributes per SKU: frame, sizes in mm, lenses offered, supported prescription range, fit. "
+            "Absent attributes are null.",
+            (
+                sku,
+                C("frame_material", "string", "acetate, metal, titanium, …"),
+                C("frame_shape", "string", "aviator, round, square, …"),
+                C("colour", "string", "frame colour"),
+                C("lens_width_mm", "int32", "lens width in mm"),
+                C("bridge_mm", "int32", "bridge width in mm"),
+                C("temple_mm", "int32", "temple length in mm"),
+                C("rim_type", "string", "full_rim | half_rim | rimless (null: not stated by the source)"),
+                C("lens_types", "string", "lens types offered, comma-separated (single_vision,progressive,…)"),
+                C("rx_sph_min", "double", "lowest supported sphere (dioptres)"),
+                C("rx_sph_max", "double", "highest supported sphere (dioptres)"),
+                C("rx_cyl_max", "double", "strongest supported cylinder (dioptres, magnitude)"),
+                C("progressive_compatible", "bool", "takes progressive lenses"),
+                C("gender", "string", "men | women | unisex"),
+                C("face_width_fit", "string", "narrow | medium | wide"),
+            )
+            + CATALOG_LINEAGE,
+            key=("sku",),
+            owner="merchandising",
+            constraints=(
+                ("attributes_lens_width_plausible", "lens_width_mm IS NULL OR lens_width_mm BETWEEN 30 AND 75"),
+                ("attributes_bridge_plausible", "bridge_mm IS NULL OR bridge_mm BETWEEN 10 AND 30"),
+                ("attributes_temple_plausible", "temple_mm IS NULL OR temple_mm BETWEEN 110 AND 165"),
+                ("attributes_sph_min_plausible", "rx_sph_min IS NULL OR rx_sph_min BETWEEN -20 AND 0"),
+                ("attributes_sph_max_plausible", "rx_sph_max IS NULL OR rx_sph_max BETWEEN 0 AND 20"),
+                ("attributes_cyl_plausible", "rx_cyl_max IS NULL OR rx_cyl_max BETWEEN 0 AND 10"),
+                ("attributes_rim_type_valid", "rim_type IS NULL OR rim_type IN ('full_rim', 'half_rim', 'rimless')"),
+            ),
+            change_data_feed=True,
+        ),
+        TableSpec(
+            "catalog.media",
+            "Media assets per SKU: image, 3D model and virtual try-on references with their sha256 checksums.",
+            (
+                sku,
+                C("media_type", "string", "image | model_3d | try_on", nullable=False),
+                C("position", "int32", "order among the SKU's assets of that type (1 first)", nullable=False),
+                C("uri", "string", "where the asset is served from", nullable=False),
+                C("checksum_sha256", "string", "sha256 of the asset's bytes (hex)", nullable=False),
+            )
+            + CATALOG_LINEAGE,
+            key=("sku", "media_type", "position"),
+            owner="merchandising",
+            constraints=(
+                ("media_type_valid", "media_type IN ('image', 'model_3d', 'try_on')"),
+                ("media_position_positive", "position >= 1"),
+            ),
+        ),
+        TableSpec(
+            "catalog.taxonomy_nodes",
+            "The category tree: departments (level 1) and their sub-categories (level 2), derived from the products.",
+            (
+                C("node_id", "string", "department or department/sub-category", nullable=False),
+                C("parent_id", "string", "the parent node (null for a department)"),
+                C("name", "string", "display name", nullable=False),
+                C("level", "int32", "1 department, 2 sub-category", nullable=False),
+            ),
+            key=("node_id",),
+            owner="merchandising",
+            constraints=(("taxonomy_level_valid", "level IN (1, 2)"),),
+        ),
+        TableSpec(
+            "catalog.product_relations",
+            "Product relationships: colour variants (same model code, derived), accessories and frequently bought "
+            "together (relations feed).",
+            (
+                sku,
+                C("related_sku", "string", "the related SKU", nullable=False),
+                C("relation", "string", "variant | accessory | frequently_bought_together", nullable=False),
+                C("score", "double", "strength of the relation, 0..1 (null for variants)"),
+                C("updated_at", "timestamp", "the source's change time", nullable=False),
+                C("feed", "string", "the relations feed file, or 'derived:model_code'"),
+            ),
+            key=("sku", "related_sku", "relation"),
+            owner="merchandising",
+            constraints=(
+                ("relations_type_valid", "relation IN ('variant', 'accessory', 'frequently_bought_together')"),
+                ("relations_score_range", "score IS NULL OR (score >= 0 AND score <= 1)"),
+                ("relations_not_self", "sku <> related_sku"),
+            ),
+        ),
+        TableSpec(
+            "catalog.prices",
+            "Prices as a type-2 history: one row per SKU and version, valid from valid_from until valid_to (null: the "
+            "current version). List price, promotion with its validity window, tiered prices.",
+            (
+                sku,
+                C("currency", "string", "ISO currency", nullable=False),
+                C("list_price", "double", "list price", nullable=False),
+                C("promo_price", "double", "promotional price, valid from promo_from to promo_to (inclusive)"),
+                C("promo_from", "date", "first day of the promotion"),
+                C("promo_to", "date", "last day of the promotion"),
+                C("tier_prices", "string", "quantity tiers as JSON: [{\"min_qty\": 2, \"unit_price\": 9.5}, …]"),
+                C("valid_from", "timestamp", "when this version took effect (the feed row's updated_at)", nullable=False),
+                C("valid_to", "timestamp", "when the next version took effect (null: current)"),
+                C("is_current", "bool", "this is the SKU's current version", nullable=False),
+                C("feed", "string", "the price feed file that brought this version"),
+            ),
+            key=("sku", "valid_from"),
+            owner="pricing",
+            consumers=("serving",),
+            constraints=(
+                ("prices_list_price_non_negative", "list_price >= 0"),
+                ("prices_promo_price_valid", "promo_price IS NULL OR (promo_price >= 0 AND promo_price <= list_price)"),
+                ("prices_promo_window_valid", "promo_from IS NULL OR promo_to IS NULL OR promo_to >= promo_from"),
+                ("prices_promo_dates_plausible", "promo_from IS NULL OR promo_from >= '2000-01-01'::date"),
+                ("prices_version_window_valid", "valid_to IS NULL OR valid_to > valid_from"),
+                ("prices_current_is_open", "(is_current AND valid_to IS NULL) OR (NOT is_current AND valid_to IS NOT NULL)"),
+            ),
+            change_data_feed=True,
+        ),
+        TableSpec(
+            "catalog.inventory",
+            "Stock per SKU and location: on hand, reserved, sellable, the availability shown, the expected restock date.",
+            (
+                sku,
+                C("location", "string", "warehouse or store code", nullable=False),
+                C("on_hand", "int64", "units on hand", nullable=False),
+                C("reserved", "int64", "units reserved by open orders", nullable=False),
+                C("available", "int64", "sellable units: on hand less reserved, at least 0", nullable=False),
+                C("availability", "string", "in_stock | low_stock | backorder | out_of_stock", nullable=False),
+                C("restock_date", "date", "expected restock (null: none planned)"),
+            )
+            + CATALOG_LINEAGE,
+            key=("sku", "location"),
+            owner="operations",
+            consumers=("serving",),
+            constraints=(
+                ("inventory_on_hand_non_negative", "on_hand >= 0"),
+                ("inventory_reserved_non_negative", "reserved >= 0"),
+                ("inventory_available_valid", "available >= 0 AND available <= on_hand"),
+                ("inventory_availability_valid", "availability IN ('in_stock', 'low_stock', 'backorder', 'out_of_stock')"),
+                ("inventory_restock_date_plausible", "restock_date IS NULL OR restock_date >= '2000-01-01'::date"),
+            ),
+            change_data_feed=True,
+        ),
+        TableSpec(
+            "catalog.feed_quarantine",
+            "Every feed line that was not applied, with the reason (lenslake.contracts.reasons), its feed, file and line.",
+            (
+                C("quarantine_id", "string", "sha256 of feed file and line: stable across reruns", nullable=False),
+                C("feed", "string", "products | media | relations | prices | inventory", nullable=False),
+                C("feed_day", "date", "the feed's landing day", nullable=False),
+                C("source_file", "string", "feed file relative to the data root", nullable=False),
+                C("source_line", "int64", "1-based line number", nullable=False),
+                C("reason_code", "string", "first broken rule (lenslake.contracts.reasons)", nullable=False),
+                C("field_path", "string", "JSON path the reason concerns"),
+                C("violations", "string", "every broken rule as reason@path, ';'-separated"),
+                C("sku", "string", "the SKU the line names, if readable"),
+                C("payload", "string", "the line as landed (catalog feeds carry no personal data)"),
+                C("quarantined_at", "timestamp", "when it was quarantined", nullable=False),
+            ),
+            partition_by=("feed_day",),
+            key=("quarantine_id",),
+            owner="merchandising",
+            retention_days=90,
+        ),
+        TableSpec(
+            "catalog.invalidations",
+            "One record per applied price or availability change, for the serving layer's caches (append-only; a "
+            "consumer reads what is new since the table version it last saw).",
+            (
+                C("invalidation_id", "string", "sha256 of source table, version and key: stable across reruns", nullable=False),
+                C("kind", "string", "price | availability", nullable=False),
+                sku,
+                C("location", "string", "stock location (availability only)"),
+                C("old_value", "string", "what was served before (null: nothing)"),
+                C("new_value", "string", "what is served now"),
+                C("source_table", "string", "catalog.prices or catalog.inventory", nullable=False),
+                C("source_version", "int64", "the source table's commit that made the change", nullable=False),
+                C("feed", "string", "the feed file that brought the change"),
+                C("effective_at", "timestamp", "the source's change time", nullable=False),
+                C("created_at", "timestamp", "when the record was written", nullable=False),
+            ),
+            key=("invalidation_id",),
+            owner="merchandising",
+            retention_days=30,
+            consumers=("serving",),
+            constraints=(("invalidations_kind_valid", "kind IN ('price', 'availability')"),),
+            change_data_feed=True,
+        ),
+        TableSpec(
+            "catalog.quality_metrics",
+            "Completeness and validity per feed and per catalog table, per feed day (lenslake.catalog.quality). In the "
+            "catalog layer, not gold: every gold table is a blue-green published table of the events pipeline.",
+            (
+                C("metric_date", "date", "the feed day measured (tables: as of that day's last commit)", nullable=False),
+                C("subject", "string", "feed:<kind> or a catalog table name", nullable=False),
+                C("subject_type", "string", "feed | table", nullable=False),
+                C("rows", "int64", "lines in the feed / rows in the table", nullable=False),
+                C("completeness", "double", "share of non-null values over the subject's measured fields", nullable=False),
+                C("validity", "double", "feed: share of lines applied or superseded; table: share of rows that pass "
+                                        "referential integrity", nullable=False),
+                C("computed_at", "timestamp", "when it was measured", nullable=False),
+            ),
+            key=("metric_date", "subject"),
+            owner="merchandising",
+            constraints=(
+                ("quality_completeness_is_a_share", "completeness BETWEEN 0 AND 1"),
+                ("quality_validity_is_a_share", "validity BETWEEN 0 AND 1"),
+                ("quality_rows_non_negative", "rows >= 0"),
+            ),
+        ),
     ]
 
 

@@ -13,6 +13,12 @@ EXPECTED_ASSETS = {
     "silver/sessions": (["silver/events"], "silver"),
     "gold/daily_kpis": (["silver/events"], "gold"),
     "gold/daily_funnel": (["silver/sessions"], "gold"),
+    "catalog/products": ([], "catalog"),
+    **{f"catalog/{t}": (["catalog/products"], "catalog")
+       for t in ("eyewear_attributes", "media", "taxonomy_nodes", "product_relations", "prices", "inventory",
+                 "feed_quarantine", "invalidations")},
+    "catalog/quality_metrics": (["catalog/eyewear_attributes", "catalog/feed_quarantine", "catalog/inventory",
+                                 "catalog/media", "catalog/prices", "catalog/products"], "catalog"),
 }
 EXPECTED_CHECKS = {
     "bronze/events:landed_lines_reconcile",
@@ -26,8 +32,17 @@ EXPECTED_CHECKS = {
     "gold/daily_funnel:daily_funnel_contract_schema",
     "gold/daily_kpis:daily_kpis_freshness",
     "gold/daily_funnel:daily_funnel_freshness",
+    # referential integrity of the product database (blocking)
+    "catalog/inventory:inventory_rows_have_a_product",
+    "catalog/prices:price_rows_have_a_product",
+    "catalog/eyewear_attributes:attribute_rows_have_a_product",
+    "catalog/media:media_rows_have_a_product",
+    "catalog/product_relations:relations_join_two_products",
+    "catalog/taxonomy_nodes:taxonomy_edges_point_at_nodes",
 }
-UNPARTITIONED = {"bronze/kafka_events"}
+# Catalog feed days are applied in order on top of the previous day's state (type-2 prices, stock), one run applying
+# every pending day: not partitions that could run out of order.
+UNPARTITIONED = {"bronze/kafka_events"} | {k for k in EXPECTED_ASSETS if k.startswith("catalog/")}
 # Freshness is a warning: a late table is still served, and nothing downstream waits for it.
 WARNINGS = {"gold/daily_kpis:daily_kpis_freshness", "gold/daily_funnel:daily_funnel_freshness"}
 

@@ -7,9 +7,12 @@ stage's draws never shifts another's):
 
 Output under `root`:
     landing/events/<YYYY-MM-DD>/events-000.ndjson   lines by landing day, shuffled (folder replaced)
-    landing/catalog/products.ndjson
+    landing/catalog/products.ndjson                 the catalog as of the first day (the product feed's snapshot)
+    landing/catalog/<kind>/<YYYY-MM-DD>/*.ndjson    daily product, media, relations, price and inventory feeds
+                                                    (lenslake.synth.feeds; folders replaced)
     landing/customers/{customers,prescriptions,service_history,consent}.ndjson
     synth/manifest.json                             what was planted, counted
+    synth/catalog_feeds.json                        what the daily catalog feeds hold, counted
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from . import vocab as V
 from .catalog import build_catalog
 from .dirt import DUPLICATE_SHARE, INVALID_KINDS, INVALID_SHARE, MALFORMED_SHARE, Landed, land
 from .encode import encode_events
+from .feeds import write_catalog_feeds
 from .people import Devices, build_people
 from .sessions import DAY, PURCHASE, RETURN, SESSION_START, Columns, Window, simulate_bots, simulate_humans
 
 BOT_SHARE = 0.03            # of all landed lines
-_STREAMS = ("catalog", "people", "humans", "bots", "encode", "dirt", "shuffle")
+_STREAMS = ("catalog", "people", "humans", "bots", "encode", "dirt", "shuffle", "feeds")  # append only: a child
+# stream is the seed's i-th spawn, so a new stream changes no other stream's draws
 
 
 def generate_world(root: Path, *, days: int = 7, users: int = 50_000, seed: int = 42,
@@ -78,6 +83,7 @@ def generate_world(root: Path, *, days: int = 7, users: int = 50_000, seed: int 
     dates = [start + dt.timedelta(days=d) for d in range(days)]
     _write_events(rng["shuffle"], root, landed, dates)
     _write_feeds(root, catalog.feed, people.feeds)
+    write_catalog_feeds(root, rng["feeds"], catalog, dates, seed=seed)
 
     bot_sessions = np.flatnonzero(s.bot_kind >= 0)
     manifest = _manifest(
