@@ -13,6 +13,7 @@ from lenslake.cli_catalog import app as catalog_app
 from lenslake.cli_contract import app as contract_app
 from lenslake.cli_kafka import app as kafka_app
 from lenslake.cli_migrate import app as migrate_app
+from lenslake.cli_privacy import app as privacy_app
 from lenslake.cli_publish import app as publish_app
 from lenslake.cli_schema import app as schema_app
 from lenslake.settings import get_settings
@@ -25,6 +26,7 @@ app.add_typer(publish_app, name="publish")
 app.add_typer(contract_app, name="contract")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(privacy_app, name="privacy")
 
 
 @app.command()

@@ -3,7 +3,8 @@
 Valid lines never pass through per-row Python: fields are extracted and validated with engine expressions compiled
 from the contracts, and PII is tokenized by a join against tokens computed once per distinct value. Only rejected
 lines (a small minority) are shaped in Python, where each one's PII is tokenized field by field or, when the line
-cannot be parsed, the whole line is sealed with AES-GCM beside a masked preview.
+cannot be parsed, the whole line is sealed with AES-GCM beside a masked preview. Free text (``x-free-text`` fields:
+search queries) is scrubbed in both outputs: PII in it becomes typed placeholders (``lenslake.privacy.scrub``).
 """
 
 from __future__ import annotations
@@ -74,9 +75,11 @@ def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, 
     """Shape rejected and malformed lines into quarantine rows (Python: the rejected path is small by nature)."""
     now = dt.datetime.now(dt.timezone.utc)
     pii_paths = {tuple(r.path.split(".")[1:]): r.pii for r in event_fields() if r.pii}
+    text_paths = [tuple(r.path.split(".")[1:]) for r in event_fields() if r.free_text]
     rows = []
-    for r in rejected.to_pylist():
-        payload = json.loads(r["line"])
+    payloads = [json.loads(r["line"]) for r in rejected.to_pylist()]
+    _scrub_paths(payloads, text_paths)
+    for r, payload in zip(rejected.to_pylist(), payloads):
         for path in pii_paths:
             _tokenize_path(payload, path, keys)
         reason, _, field_path = r["reason"].partition("@")
@@ -146,6 +149,26 @@ def _tokenize_path(doc, path: tuple[str, ...], keys: KeyStore) -> None:
         node[path[-1]] = token(str(node[path[-1]]), keys.token)
 
 
+def _scrub_paths(docs: list, paths: list[tuple[str, ...]]) -> None:
+    """Scrub the free text at ``paths`` of every document in place (one batch for all of them). A number where
+    text belongs (a phone typed into a numeric field) is scrubbed as its text and kept as a number when clean."""
+    found = []
+    for doc in docs:
+        for path in paths:
+            node = doc
+            for part in path[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            value = node.get(path[-1]) if isinstance(node, dict) else None
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                found.append((node, path[-1]))
+    if found:
+        from lenslake.privacy.scrub import get_scrubber
+
+        for (node, key), s in zip(found, get_scrubber().scrub_many([str(n[k]) for n, k in found])):
+            if s.changed:
+                node[key] = s.scrubbed
+
+
 def _int_or_none(v):
     try:
         return int(v)
@@ -170,4 +193,7 @@ def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, source: str = 
     )
     malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line", "ingest_date", *kafka])
     events = typed_events(engine, valid, keys, source=source)
+    from lenslake.privacy.scrub import scrub_columns
+
+    events = scrub_columns(events, [c.name for c in table_spec("bronze.events").columns if c.free_text])
     return events, quarantine_rows(rejected, malformed, keys, source=source)

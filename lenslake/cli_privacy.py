@@ -1,0 +1,55 @@
+"""`lenslake privacy …`: the free-text scrubber as a command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Privacy tools: scrub free text.", no_args_is_help=True)
+
+BATCH = 10_000
+
+
+@app.command()
+def scrub(input_file: Optional[Path] = typer.Option(None, "--input", "-i", help="UTF-8 text, one per line (default: stdin)")):
+    """Scrub PII from texts, one per line: one JSON object per line out (text, scrubbed, entities with type, start,
+    end, score). An empty line gives an empty result, so output line N answers input line N."""
+    import json
+
+    if input_file is not None:
+        if not input_file.is_file():
+            typer.echo(f"error: no such file: {input_file}", err=True)
+            raise typer.Exit(2)
+        data = input_file.read_bytes()
+    else:
+        data = sys.stdin.buffer.read()
+    texts = _lines(data)
+    from lenslake.privacy.scrub import get_scrubber
+
+    scrubber = get_scrubber()
+    out = sys.stdout
+    for i in range(0, len(texts), BATCH):
+        for s in scrubber.scrub_many(texts[i:i + BATCH]):
+            out.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _lines(data: bytes) -> list[str]:
+    """Input bytes → lines (without their ``\\n`` or ``\\r\\n``); refuses bytes that are not UTF-8 with the line
+    and column where they are, before any output."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        typer.echo(f"error: input is not UTF-8: byte 0x{data[e.start]:02x} at line {line}, column {column}", err=True)
+        raise typer.Exit(1)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
