@@ -14,8 +14,11 @@ from lenslake.cli_contract import app as contract_app
 from lenslake.cli_kafka import app as kafka_app
 from lenslake.cli_migrate import app as migrate_app
 from lenslake.cli_privacy import app as privacy_app
+from lenslake.cli_profiles import app as profiles_app
 from lenslake.cli_publish import app as publish_app
 from lenslake.cli_schema import app as schema_app
+from lenslake.cli_sql import sql as sql_command
+from lenslake.cli_vectors import app as vectors_app
 from lenslake.settings import get_settings
 
 app = typer.Typer(help="lenslake: the eyewear retailer's lakehouse.", no_args_is_help=True, add_completion=False,
@@ -25,8 +28,11 @@ app.add_typer(migrate_app, name="migrate")
 app.add_typer(publish_app, name="publish")
 app.add_typer(contract_app, name="contract")
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(vectors_app, name="vectors")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(privacy_app, name="privacy")
+app.command("sql")(sql_command)
+app.add_typer(profiles_app, name="profiles")
 
 
 @app.command()
@@ -103,11 +109,25 @@ def demo(
         typer.echo(f"world generated in {time.perf_counter() - t:.1f} s")
     if not _demo_catalog(settings):
         raise typer.Exit(1)
+    if not _demo_profiles(settings):
+        raise typer.Exit(1)
     if source == "kafka":
         raise typer.Exit(_demo_through_kafka(settings))
     result, wall = timed_run(settings)
     typer.echo(summarize(settings, result, wall))
+    if result.success and not _demo_profiles(settings, behaviour_only=True):
+        raise typer.Exit(1)
     raise typer.Exit(0 if result.success else 1)
+
+
+def _demo_profiles(settings, behaviour_only: bool = False) -> bool:
+    """Profiles after the catalog (people feeds, consent: gold then leaves out users who withdrew analytics
+    consent), and their behaviour again once the events run has built silver."""
+    from orchestration.profiles_runner import profiles_summary, timed_profiles_run
+
+    result, wall = timed_profiles_run(settings, behaviour_only=behaviour_only)
+    typer.echo(profiles_summary(settings, result, wall) + "\n")
+    return result.success
 
 
 def _demo_catalog(settings) -> bool:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(help="Privacy tools: scrub free text.", no_args_is_help=True)
+app = typer.Typer(help="Privacy tools: scrub free text, erase users, purge expired rows.", no_args_is_help=True)
 
 BATCH = 10_000
 
@@ -53,3 +53,42 @@ def _lines(data: bytes) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+@app.command()
+def erase(
+    user: list[str] = typer.Option(..., "--user", "-u", help="user id to erase (repeat for several)"),
+    defer: bool = typer.Option(False, "--defer", help="only record the request; erasure_job (Dagster) executes it"),
+):
+    """Right to erasure: delete the users from every table (history included), their vectors, data keys and raw
+    lines; suppress them for replays; print the receipt (which names only the request id)."""
+    import json
+
+    from lenslake.privacy.erasure import erase as run_erasure
+    from lenslake.privacy.erasure import record_request
+    from lenslake.settings import get_settings
+
+    settings = get_settings()
+    request_id = record_request(settings, user)
+    if defer:
+        typer.echo(f"recorded erasure request {request_id} ({len(set(user))} user(s)); erasure_job executes it")
+        return
+    receipt = run_erasure(settings, request_id)
+    typer.echo(json.dumps(receipt, indent=1))
+
+
+@app.command()
+def purge(dry_run: bool = typer.Option(False, "--dry-run", help="report what would be purged")):
+    """Retention: delete rows older than each table's retention, vacuum, then check."""
+    from lenslake.privacy.retention import check_retention, purge_expired
+    from lenslake.settings import get_settings
+
+    settings = get_settings()
+    for r in purge_expired(settings, dry_run=dry_run):
+        typer.echo(f"{r.table:<30} retention {r.retention_days:>4} d  cutoff {r.cutoff}  rows purged {r.rows_purged:>8,}"
+                   f"  files vacuumed {r.files_vacuumed:>5}")
+    failures = [c for c in check_retention(settings) if not c.passed]
+    for c in failures:
+        typer.echo(f"error: {c.table}: {c.detail}", err=True)
+    if failures and not dry_run:
+        raise typer.Exit(1)

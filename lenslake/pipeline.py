@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from lenslake.delta import DeltaStore
 from lenslake.engine import Engine, read_raw_lines
+from lenslake.privacy.governance import drop_suppressed
 from lenslake.privacy.keys import load_keys
 from lenslake.settings import Settings
 from lenslake.tables import table_spec
@@ -74,6 +75,8 @@ def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, d
     """Landing NDJSON of the days → bronze.events + bronze.events_quarantine (source 'file')."""
     dates = _dates(days)
     lines = pa.concat_tables([read_raw_lines(landing_files(settings, str(d)), d) for d in dates])
+    # Erased users never come back: their lines are dropped before bronze (lenslake.privacy.governance).
+    lines, suppressed = drop_suppressed(lines, settings)
     try:
         events, quarantine = bronze_t.bronze_from_lines(engine, lines, load_keys(settings), source="file")
     finally:
@@ -90,6 +93,7 @@ def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, d
         [w_events, w_quarantine],
         written={"bronze.events": events},
         counts={"landed": lines.num_rows, "accepted": w_events.rows, "quarantined": w_quarantine.rows,
+                "suppressed": suppressed,
                 "reasons": _tally(quarantine.column("reason_code")), "per_day": per_day},
     )
 
@@ -202,12 +206,27 @@ def _build_gold(engine: Engine, store: DeltaStore, days) -> StepResult:
         return StepResult([], {"event_dates": "none"})
     lo, hi = rng[0], rng[1] + ONE_DAY
     events = _read(engine, store, "silver.events", f"event_date BETWEEN DATE '{lo}' AND DATE '{hi}'")
+    events = _without_withdrawn_analytics(engine, store, events)
     kpis = engine.to_arrow(gold_t.daily_kpis(engine, events))
     w_kpis = store.replace_partitions("gold.daily_kpis", kpis, {"event_date": (lo, hi)})
     s_lo = lo - ONE_DAY
-    sessions = _read(engine, store, "silver.sessions", f"session_date BETWEEN DATE '{s_lo}' AND DATE '{hi}'")
+    sessions = _without_withdrawn_analytics(engine, store, _read(engine, store, "silver.sessions",
+                                                                 f"session_date BETWEEN DATE '{s_lo}' AND DATE '{hi}'"))
     funnel = gold_t.daily_funnel(engine, sessions.where(F.col("channel").isNotNull() & F.col("device").isNotNull()))
     funnel = engine.to_arrow(funnel)
     w_funnel = store.replace_partitions("gold.daily_funnel", funnel, {"session_date": (s_lo, hi)})
     return StepResult([w_kpis, w_funnel], {"event_dates": f"{lo}..{hi}", "session_dates": f"{s_lo}..{hi}"},
                       {"gold.daily_kpis": kpis, "gold.daily_funnel": funnel})
+
+
+def _without_withdrawn_analytics(engine: Engine, store: DeltaStore, df):
+    """Analytics excludes the rows of users whose analytics consent in force is withdrawn (privacy.current_consent,
+    lenslake.privacy.consent); without consent tables nothing is excluded. Anonymous rows (no user token) stay."""
+    from lenslake.privacy.consent import withdrawn_users
+
+    withdrawn = withdrawn_users(store, "analytics")
+    if not withdrawn:
+        return df
+    F = engine.F
+    out = engine.from_arrow(pa.table({"_withdrawn": pa.array(sorted(withdrawn), pa.string())}))
+    return df.join(out, F.col("user_token") == F.col("_withdrawn"), "left").where(F.col("_withdrawn").isNull()).drop("_withdrawn")

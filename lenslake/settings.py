@@ -67,9 +67,39 @@ class Settings(BaseSettings):
     )
     kafka_sasl_username: SecretStr | None = Field(None, description="SASL username.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    # Embeddings and vector store (lenslake.vectors).
+    vectors_dir: Path | None = Field(None, description="LanceDB database directory (default: <data_root>/vectors).")
+    embedding_model_version: str = Field(
+        "minilm-l6-v2@bf16", description="Model version the pipeline embeds and publishes: '<model>@<variant>[+<template>]', "
+                                         "variant fp32 (reference) or bf16 (fast path, passes the quality gate)."
+    )
+    embedding_live_versions: str = Field(
+        "", description="Comma-separated further model versions kept live beside the published one (A/B), "
+                        "e.g. 'minilm-l6-v2@fp32'."
+    )
+    embedding_batch_size: int = Field(32, description="Texts per encode batch (sentence-transformers' default).")
+    embedding_max_seq_length: int = Field(64, description="Token limit of the embedded text (the model slows past ~64).")
+    vectors_index_min_rows: int = Field(5000, description="Build the ANN index once a vector table holds this many rows.")
+    vectors_keep_publishes: int = Field(5, description="Publish tags kept by cleanup (pinned tags are always kept).")
+    vectors_cleanup_grace_minutes: int = Field(60, description="Versions younger than this are never removed by cleanup.")
+    user_embedding_half_life_days: float = Field(30.0, description="Half-life of an engagement's weight in a user embedding.")
+    product_segments: int = Field(16, description="k of the k-means product segments.")
+    user_segments: int = Field(8, description="k of the k-means user segments.")
     # The product database (lenslake.catalog).
     myntra_dir: Path = Field(Path("../shared/data/myntra_catalog"), description="The real Myntra catalogue "
                              "(styles.csv, styles_text.csv) that `lenslake catalog import-myntra` maps into the catalog.")
+
+    # Retention, erasure and access control (lenslake.privacy.retention / erasure / access).
+    retention_vacuum_hours: int = Field(168, description="Vacuum window of the retention purge: files a purge removed "
+                                                         "stay this long (readers of older versions), then go.")
+    retention_overrides: str = Field("", description="Per-table retention in days overriding the catalogue, "
+                                                     "'table=days,...' (e.g. 'bronze.events=30,bronze.events_quarantine=14').")
+    suppression_key: SecretStr | None = Field(
+        None, description="Key of the erasure suppression list as 'key_id:base64key' (never the token key); default: "
+                          "a dev key file <data_root>/keys/suppression-key.json."
+    )
+    access_policy_file: Path | None = Field(None, description="Role × table × column access policy (default: "
+                                                              "lenslake/privacy/policy.yaml).")
 
     def now(self) -> dt.datetime:
         """The platform's 'now': ``as_of`` when set, else the clock; always timezone-aware UTC."""

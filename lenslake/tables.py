@@ -38,6 +38,10 @@ class Column:
     free_text: bool = False
     # What a row written before the column existed reads (Delta keeps its null); from the field's Avro default.
     default: Any = None
+    # The declared purposes (PURPOSES) this column is stored for: minimization (lenslake.profiles.minimization)
+    # refuses a personal-data column without one, and the decrypting accessor releases a field only for them.
+    purpose: tuple[str, ...] = ()
+    encrypted: bool = False  # AES-GCM ciphertext under the user's data key (lenslake.privacy.encryption)
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,8 @@ def _catalogue(_registry_state) -> dict[str, TableSpec]:
         ),
         *contract_specs(),
         *catalog_specs(),
+        *governance_specs(),  # privacy ledgers: erasure requests, suppression list, SQL access log
+        *profile_specs(),
         TableSpec(
             "meta.schema_migrations",
             "Every table migration applied to this lake (lenslake/migrations/versions), one row each, append-only.",
@@ -261,6 +267,12 @@ def _catalogue(_registry_state) -> dict[str, TableSpec]:
         ),
     ]
     return {s.name: s for s in specs}
+
+
+def governance_specs() -> list[TableSpec]:
+    from lenslake.privacy.governance import governance_specs as specs
+
+    return specs()
 
 
 def contract_specs() -> list[TableSpec]:
@@ -529,6 +541,224 @@ def catalog_specs() -> list[TableSpec]:
                 ("quality_validity_is_a_share", "validity BETWEEN 0 AND 1"),
                 ("quality_rows_non_negative", "rows >= 0"),
             ),
+        ),
+    ]
+
+
+# --- profiles and privacy (lenslake.profiles, lenslake.privacy) ----------------------------------------------------
+
+# Why personal data is kept. The first four are the consent purposes (the consent ledger records them); the others
+# rest on the contract or the law, not on consent.
+PURPOSES = {
+    "analytics": "aggregate reporting (gold KPIs); consent purpose",
+    "personalization": "recommendations, user embeddings, personalized search; consent purpose",
+    "marketing": "marketing e-mails and exports; consent purpose",
+    "data_sharing": "sharing with partners; consent purpose",
+    "service": "the customer relationship: account, orders, customer support (contract)",
+    "eye_care": "making and checking prescription lenses, eye-test recall (contract, health data)",
+    "privacy": "consent, access logging, erasure and subject-access requests (legal obligation)",
+}
+CONSENT_PURPOSES = ("analytics", "personalization", "marketing", "data_sharing")
+
+
+def P(*purposes: str) -> tuple[str, ...]:
+    unknown = set(purposes) - set(PURPOSES)
+    if unknown:
+        raise ValueError(f"undeclared purposes {sorted(unknown)}: declare them in lenslake.tables.PURPOSES")
+    return purposes
+
+
+def profile_specs() -> list[TableSpec]:
+    """Customer profiles (lenslake.profiles) and the privacy tables they need (lenslake.privacy): every column
+    declares its purposes; contact fields, date of birth and prescriptions are stored only as AES-GCM ciphertexts
+    under the user's data key (privacy.user_keys), so deleting that key shreds them."""
+    user = C("user_token", "string", "keyed HMAC token of the customer's user id (joins silver.events)", nullable=False,
+             token=True, purpose=P("service", "privacy"))
+
+    def enc(name, doc, purpose):
+        return C(name, "string", f"AES-GCM ciphertext (base64) of {doc}; associated data binds it to the user and "
+                 "field", pii=True, encrypted=True, purpose=purpose)
+
+    return [
+        TableSpec(
+            "profiles.customers",
+            "One profile per customer: demographics, encrypted contact fields and date of birth, declared "
+            "preferences, and flexible attributes (JSON, rolled out behind feature flags).",
+            (
+                user,
+                C("age_band", "string", "18-24 … 65+", purpose=P("analytics", "personalization")),
+                C("gender", "string", "female | male | non_binary, where given", purpose=P("analytics", "personalization")),
+                C("city", "string", "city", purpose=P("analytics", "personalization")),
+                C("region", "string", "region", purpose=P("analytics", "personalization")),
+                C("country", "string", "ISO 3166-1 alpha-2", purpose=P("service", "analytics")),
+                enc("name_enc", "first and last name", P("service")),
+                enc("email_enc", "the e-mail address", P("service", "marketing")),
+                enc("phone_enc", "the phone number", P("service")),
+                enc("date_of_birth_enc", "the date of birth", P("service", "eye_care")),
+                C("preferred_style", "string", "declared style", purpose=P("personalization")),
+                C("preferred_brands", "string", "declared brand affinities, comma-separated, in order", purpose=P("personalization")),
+                C("price_sensitivity", "string", "low | medium | high", purpose=P("personalization")),
+                C("face_shape", "string", "oval | round | square | heart | oblong | diamond", purpose=P("personalization")),
+                C("face_width_mm", "double", "measured face width (mm)", purpose=P("personalization", "eye_care")),
+                C("signup_date", "date", "when the customer signed up", purpose=P("service", "analytics")),
+                C("attributes", "string", "flexible attributes as a JSON object (lenslake.profiles.attributes)",
+                  purpose=P("personalization")),
+                C("source_file", "string", "the feed file the row came from", purpose=P("privacy")),
+                C("updated_at", "timestamp", "when the row was written", nullable=False, purpose=P("privacy")),
+            ),
+            key=("user_token",),
+            owner="crm",
+            user_key="user_token",
+            consumers=("vectors.user_embeddings", "recommendations"),
+        ),
+        TableSpec(
+            "profiles.prescriptions",
+            "The latest eye-test prescription per customer and eye; the values (sphere, cylinder, axis, addition, "
+            "pupillary distance, exam date, prescriber) are one AES-GCM ciphertext (health data).",
+            (
+                user,
+                C("eye", "string", "OD (right) | OS (left)", nullable=False, purpose=P("eye_care")),
+                enc("prescription_enc", "the prescription as JSON", P("eye_care")),
+                C("source_file", "string", "the feed file the row came from", purpose=P("privacy")),
+                C("updated_at", "timestamp", "when the row was written", nullable=False, purpose=P("privacy")),
+            ),
+            key=("user_token", "eye"),
+            owner="eye-care",
+            user_key="user_token",
+            constraints=(("prescriptions_eye_valid", "eye IN ('OD', 'OS')"),),
+        ),
+        TableSpec(
+            "profiles.service_history",
+            "In-store services per customer: eye tests, adjustments, repairs and fittings, with store and outcome.",
+            (
+                user,
+                C("service_date", "date", "day of the visit", nullable=False, purpose=P("service")),
+                C("store_id", "string", "store code", nullable=False, purpose=P("service", "analytics")),
+                C("service_type", "string", "eye_test | adjustment | repair | fitting", nullable=False, purpose=P("service", "analytics")),
+                C("outcome", "string", "completed | no_show | rescheduled | referred", nullable=False, purpose=P("service", "analytics")),
+                C("source_file", "string", "the feed file the row came from", purpose=P("privacy")),
+            ),
+            key=("user_token", "service_date", "store_id", "service_type"),
+            owner="retail",
+            user_key="user_token",
+        ),
+        TableSpec(
+            "profiles.behaviour",
+            "Behaviour per logged-in customer from silver.events: recency, frequency, monetary value, categories "
+            "and brands browsed, returns.",
+            (
+                user,
+                C("first_seen", "timestamp", "first event", purpose=P("personalization", "analytics")),
+                C("last_seen", "timestamp", "last event", purpose=P("personalization", "analytics")),
+                C("recency_days", "int32", "days from the last event to 'now' (settings.as_of)", purpose=P("personalization", "analytics")),
+                C("sessions", "int64", "sessions", nullable=False, purpose=P("personalization", "analytics")),
+                C("events", "int64", "events", nullable=False, purpose=P("personalization", "analytics")),
+                C("product_views", "int64", "product_view events", nullable=False, purpose=P("personalization")),
+                C("orders", "int64", "purchases (frequency)", nullable=False, purpose=P("personalization", "analytics")),
+                C("monetary", "double", "sum of purchase totals less refunds", nullable=False, purpose=P("personalization", "analytics")),
+                C("returns", "int64", "return events", nullable=False, purpose=P("personalization", "analytics")),
+                C("top_categories", "string", "most viewed categories, comma-separated, most first", purpose=P("personalization")),
+                C("top_brands", "string", "most viewed brands (catalog.products), comma-separated", purpose=P("personalization")),
+                C("computed_at", "timestamp", "when it was computed", nullable=False, purpose=P("privacy")),
+            ),
+            key=("user_token",),
+            owner="crm",
+            user_key="user_token",
+        ),
+        TableSpec(
+            "profiles.feed_quarantine",
+            "People-feed lines that were not stored, with the reason; the line itself only encrypted, with a masked "
+            "preview.",
+            (
+                C("quarantine_id", "string", "sha256 of feed file and line", nullable=False, purpose=P("privacy")),
+                C("feed", "string", "customers | prescriptions | service_history | consent", nullable=False, purpose=P("privacy")),
+                C("source_file", "string", "feed file relative to the data root", nullable=False, purpose=P("privacy")),
+                C("source_line", "int64", "1-based line number", nullable=False, purpose=P("privacy")),
+                C("reason_code", "string", "first broken rule (lenslake.contracts.reasons)", nullable=False, purpose=P("privacy")),
+                C("field_path", "string", "JSON path the reason concerns", purpose=P("privacy")),
+                C("violations", "string", "every broken rule as reason@path", purpose=P("privacy")),
+                C("user_token", "string", "token of the line's user id, if readable", token=True, purpose=P("privacy")),
+                C("payload_encrypted", "string", "AES-GCM ciphertext (base64) of the line", pii=True, purpose=P("privacy")),
+                C("payload_key_id", "string", "id of the key it is sealed with", purpose=P("privacy")),
+                C("payload_preview", "string", "masked preview: letters→x, digits→9", pii=True, purpose=P("privacy")),
+                C("quarantined_at", "timestamp", "when", nullable=False, purpose=P("privacy")),
+            ),
+            key=("quarantine_id",),
+            owner="crm",
+            retention_days=90,
+            user_key="user_token",
+        ),
+        TableSpec(
+            "privacy.consent_ledger",
+            "Every consent decision, append-only: user, purpose, granted or withdrawn, when, where from. The latest "
+            "decision per user and purpose is in force (privacy.current_consent).",
+            (
+                C("consent_id", "string", "sha256 of user, purpose, decision, time and source: stable across reruns",
+                  nullable=False, purpose=P("privacy")),
+                user,
+                C("purpose", "string", "analytics | personalization | marketing | data_sharing", nullable=False, purpose=P("privacy")),
+                C("granted", "bool", "true: granted; false: withdrawn", nullable=False, purpose=P("privacy")),
+                C("recorded_at", "timestamp", "when the customer decided", nullable=False, purpose=P("privacy")),
+                C("source", "string", "signup | preference_center | cookie_banner | in_store", nullable=False, purpose=P("privacy")),
+                C("source_file", "string", "the feed file (or API) it came from", purpose=P("privacy")),
+                C("ingested_at", "timestamp", "when it was appended", nullable=False, purpose=P("privacy")),
+            ),
+            key=("consent_id",),
+            owner="privacy",
+            user_key="user_token",
+            consumers=("privacy.current_consent", "gold.daily_kpis", "recommendations", "vectors.user_embeddings"),
+            constraints=(("consent_purpose_valid",
+                          "purpose IN ('analytics', 'personalization', 'marketing', 'data_sharing')"),),
+        ),
+        TableSpec(
+            "privacy.current_consent",
+            "The consent in force per user and purpose: the ledger's latest decision (rebuilt from the ledger).",
+            (
+                user,
+                C("purpose", "string", "consent purpose", nullable=False, purpose=P("privacy")),
+                C("granted", "bool", "in force: granted", nullable=False, purpose=P("privacy")),
+                C("recorded_at", "timestamp", "when that decision was made", nullable=False, purpose=P("privacy")),
+                C("source", "string", "where it came from", purpose=P("privacy")),
+            ),
+            key=("user_token", "purpose"),
+            owner="privacy",
+            user_key="user_token",
+        ),
+        TableSpec(
+            "privacy.user_keys",
+            "One data key per user (envelope encryption): the key wrapped by the key store's encryption key. "
+            "Deleting a user's row (shred_user_keys) makes every ciphertext of that user unreadable.",
+            (
+                user,
+                C("data_key_id", "string", "id of the user's data key", nullable=False, purpose=P("privacy")),
+                C("wrap_key_id", "string", "id of the key-store key that wraps it", nullable=False, purpose=P("privacy")),
+                C("wrapped_key", "string", "the data key, AES-GCM-wrapped (base64)", nullable=False, pii=True, purpose=P("privacy")),
+                C("created_at", "timestamp", "when it was made", nullable=False, purpose=P("privacy")),
+            ),
+            key=("user_token",),
+            owner="privacy",
+            user_key="user_token",
+        ),
+        TableSpec(
+            "privacy.access_log",
+            "Every call of the decrypting accessor, allowed or denied, append-only: who, role, purpose, user, fields, "
+            "time, outcome.",
+            (
+                C("access_id", "string", "unique id of the call", nullable=False, purpose=P("privacy")),
+                C("accessed_at", "timestamp", "when", nullable=False, purpose=P("privacy")),
+                C("caller", "string", "who asked", nullable=False, purpose=P("privacy")),
+                C("role", "string", "the caller's role", nullable=False, purpose=P("privacy")),
+                C("purpose", "string", "the purpose stated", nullable=False, purpose=P("privacy")),
+                C("user_token", "string", "whose fields", token=True, purpose=P("privacy")),
+                C("fields", "string", "fields asked for, comma-separated", nullable=False, purpose=P("privacy")),
+                C("outcome", "string", "granted | denied | unavailable (no key: shredded or never stored)",
+                  nullable=False, purpose=P("privacy")),
+                C("reason", "string", "why it was denied or unavailable", purpose=P("privacy")),
+            ),
+            key=("access_id",),
+            owner="privacy",
+            retention_days=3650,
+            constraints=(("access_outcome_valid", "outcome IN ('granted', 'denied', 'unavailable')"),),
         ),
     ]
 

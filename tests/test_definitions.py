@@ -19,6 +19,14 @@ EXPECTED_ASSETS = {
                  "feed_quarantine", "invalidations")},
     "catalog/quality_metrics": (["catalog/eyewear_attributes", "catalog/feed_quarantine", "catalog/inventory",
                                  "catalog/media", "catalog/prices", "catalog/products"], "catalog"),
+    "privacy/user_keys": ([], "profiles"),
+    "profiles/customers": (["privacy/user_keys"], "profiles"),
+    "profiles/prescriptions": (["privacy/user_keys"], "profiles"),
+    "profiles/service_history": ([], "profiles"),
+    "profiles/feed_quarantine": ([], "profiles"),
+    "privacy/consent_ledger": ([], "profiles"),
+    "privacy/current_consent": (["privacy/consent_ledger"], "profiles"),
+    "profiles/behaviour": (["profiles/customers", "silver/events"], "profiles"),
 }
 EXPECTED_CHECKS = {
     "bronze/events:landed_lines_reconcile",
@@ -39,10 +47,13 @@ EXPECTED_CHECKS = {
     "catalog/media:media_rows_have_a_product",
     "catalog/product_relations:relations_join_two_products",
     "catalog/taxonomy_nodes:taxonomy_edges_point_at_nodes",
+    # profiles: people feeds reconcile, only declared fields are stored (blocking)
+    "profiles/feed_quarantine:people_feeds_reconcile",
+    "profiles/customers:profiles_minimization",
 }
 # Catalog feed days are applied in order on top of the previous day's state (type-2 prices, stock), one run applying
 # every pending day: not partitions that could run out of order.
-UNPARTITIONED = {"bronze/kafka_events"} | {k for k in EXPECTED_ASSETS if k.startswith("catalog/")}
+UNPARTITIONED = {"bronze/kafka_events"} | {k for k in EXPECTED_ASSETS if k.startswith(("catalog/", "profiles/", "privacy/"))}
 # Freshness is a warning: a late table is still served, and nothing downstream waits for it.
 WARNINGS = {"gold/daily_kpis:daily_kpis_freshness", "gold/daily_funnel:daily_funnel_freshness"}
 
