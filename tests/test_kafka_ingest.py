@@ -351,3 +351,47 @@ def test_over_tls_13_only_the_world_is_ingested_and_plaintext_and_tls_12_are_ref
         with socket.create_connection((host, int(port)), timeout=5) as raw, \
                 modern.wrap_socket(raw, server_hostname=host) as tls:
             assert tls.version() == "TLSv1.3"
+
+
+# --- erasure --------------------------------------------------------------------------------------------------------
+
+
+def test_a_replayed_topic_does_not_bring_an_erased_user_back(kafka_settings, store, engine, published, world):
+    """Erase a user after ingesting; publish the same events again (new offsets, as a replay would): the erased
+    user's events are dropped and counted (read = bronze + quarantined + suppressed), everyone else's land again."""
+    import orjson
+    import pyarrow.compute as pc
+
+    from lenslake.kafka.ingest import ingest_kafka
+    from lenslake.kafka.producer import publish_landing
+    from lenslake.privacy.erasure import erase_users
+    from lenslake.privacy.keys import load_keys
+    from lenslake.privacy.tokens import token
+
+    assert ingest_kafka(engine, store, kafka_settings).reconciled
+    def user_of(line):
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None  # the world's malformed lines
+        return doc.get("user_id") if isinstance(doc, dict) else None
+
+    users = Counter(user_of(line) for path in world_files(world[0]) for line in path.read_bytes().splitlines())
+    user = next(u for u, n in users.most_common() if isinstance(u, str) and n >= 5)
+    user_token = token(user, load_keys(kafka_settings).token)
+    assert user_token in store.read("bronze.events", columns=["user_token"]).column(0).to_pylist()
+
+    erase_users(kafka_settings, [user])
+    bronze = store.read("bronze.events", columns=["user_token"])
+    assert user_token not in bronze.column(0).to_pylist()
+    before = bronze.num_rows
+
+    replay = publish_landing(kafka_settings, world_files(world[0]), workers=1)
+    result = ingest_kafka(engine, store, kafka_settings)
+    assert result.reconciled and result.read == replay.produced
+    suppressed = sum(p.suppressed for p in result.partitions)
+    assert suppressed > 0
+    after = store.read("bronze.events", columns=["user_token"])
+    assert user_token not in after.column(0).to_pylist()
+    assert after.num_rows - before == result.accepted
+    assert pc.sum(pc.equal(after.column(0), user_token).cast("int64")).as_py() in (None, 0)

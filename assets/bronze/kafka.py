@@ -26,7 +26,8 @@ def partition_table(result) -> str:
     owners=["team:data-platform"],
     group_name="bronze",
     check_specs=[dg.AssetCheckSpec("kafka_messages_reconcile", asset=KAFKA_EVENTS, blocking=True,
-                                   description="per partition, messages read = bronze rows + quarantine rows")],
+                                   description="per partition, messages read = bronze rows + quarantine rows + "
+                                               "events of erased users dropped")],
 )
 def kafka_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     settings = lakehouse.settings()
@@ -44,6 +45,7 @@ def kafka_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
         "messages_read": result.read,
         "dagster/row_count": result.accepted,
         "quarantined": result.quarantined,
+        "suppressed": result.suppressed,  # events of erased users, dropped
         "lag_at_start": result.lag_before,
         "lag_per_partition": dg.MetadataValue.json(
             {f"{p.topic}[{p.partition}]": p.end - p.start for p in result.partitions}),
@@ -57,5 +59,5 @@ def kafka_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     yield dg.AssetCheckResult(
         check_name="kafka_messages_reconcile", passed=result.reconciled,
         metadata={"read": result.read, "bronze": sum(p.bronze for p in result.partitions),
-                  "quarantined": sum(p.quarantined for p in result.partitions)},
+                  "quarantined": sum(p.quarantined for p in result.partitions), "suppressed": result.suppressed},
     )

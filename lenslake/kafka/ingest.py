@@ -54,6 +54,7 @@ class PartitionIngest:
     read: int = 0  # messages read in [min(positions), end)
     bronze: int = 0  # bronze rows made from them
     quarantined: int = 0  # quarantine rows made from them
+    suppressed: int = 0  # events of erased users, dropped (lenslake.privacy.governance: a replay never restores them)
     bronze_written: int = 0  # of those, appended (the rest the table held already)
     quarantine_written: int = 0
 
@@ -63,7 +64,7 @@ class PartitionIngest:
 
     @property
     def reconciled(self) -> bool:
-        return self.read == self.bronze + self.quarantined
+        return self.read == self.bronze + self.quarantined + self.suppressed
 
 
 @dataclass
@@ -88,6 +89,10 @@ class KafkaIngestResult:
         return sum(p.quarantine_written for p in self.partitions)
 
     @property
+    def suppressed(self) -> int:
+        return sum(p.suppressed for p in self.partitions)
+
+    @property
     def reconciled(self) -> bool:
         return all(p.reconciled for p in self.partitions)
 
@@ -99,7 +104,8 @@ class KafkaIngestResult:
         if self.idle:
             return self.message
         return (f"{self.read:,} messages read from {len(self.partitions)} partitions: {self.accepted:,} to bronze, "
-                f"{self.quarantined:,} quarantined ({self.seconds:.1f} s)")
+                f"{self.quarantined:,} quarantined" + (f", {self.suppressed:,} of erased users dropped" if self.suppressed else "")
+                + f" ({self.seconds:.1f} s)")
 
 
 _kill_counts: dict[str, int] = {}
@@ -160,8 +166,8 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         by_key = {(p.topic, p.partition): p for p in plan}
 
         def write(reached, decoded, undecodable):
-            events, quarantine = _to_bronze(engine, settings, decoded, undecodable)
-            _count(by_key, decoded, undecodable, events, quarantine)
+            events, quarantine, suppressed = _to_bronze(engine, settings, decoded, undecodable)
+            _count(by_key, decoded, undecodable, events, quarantine, suppressed)
             for name, rows in ((BRONZE, events), (QUARANTINE, quarantine)):
                 _commit_chunk(store, group, name, rows, held[name], reached, by_key, result)
 
@@ -276,16 +282,18 @@ def _consume(consumer, todo: list[PartitionIngest], settings, timeout: float):
     consumer.unassign()
 
 
-def _to_bronze(engine, settings, decoded, undecodable) -> tuple[pa.Table, pa.Table]:
+def _to_bronze(engine, settings, decoded, undecodable) -> tuple[pa.Table, pa.Table, pa.Table]:
     """Decoded records through the landing path's bronze transform (lineage: topic, partition, offset), plus the
-    undecodable messages as sealed quarantine rows."""
+    undecodable messages as sealed quarantine rows; and the positions of erased users' events, dropped."""
+    from lenslake.privacy.governance import split_suppressed
     from lenslake.privacy.keys import load_keys
     from lenslake.transforms import bronze as bronze_t
 
     if not decoded and not undecodable:  # a chunk that only moved positions (the end of a partition with gaps)
         from lenslake.tables import table_spec
 
-        return table_spec(BRONZE).arrow_schema.empty_table(), table_spec(QUARANTINE).arrow_schema.empty_table()
+        empty = table_spec(BRONZE).arrow_schema.empty_table()
+        return empty, table_spec(QUARANTINE).arrow_schema.empty_table(), empty.select(["kafka_topic", "kafka_partition"])
     keys = load_keys(settings)
     today = settings.now().date()
     n = len(decoded)
@@ -299,6 +307,7 @@ def _to_bronze(engine, settings, decoded, undecodable) -> tuple[pa.Table, pa.Tab
         "kafka_partition": pa.array([d[1] for d in decoded], pa.int32()),
         "kafka_offset": pa.array([d[2] for d in decoded], pa.int64()),
     })
+    lines, suppressed = split_suppressed(lines, settings)
     try:
         events, quarantine = bronze_t.bronze_from_lines(engine, lines, keys, source="kafka")
     finally:
@@ -308,7 +317,7 @@ def _to_bronze(engine, settings, decoded, undecodable) -> tuple[pa.Table, pa.Tab
                                     {"kafka_topic": t, "kafka_partition": p, "kafka_offset": o, "ingest_date": today}, keys)
                 for t, p, o, value, reason in undecodable]
         quarantine = pa.concat_tables([quarantine, bronze_t.finish_quarantine(rows, "kafka")])
-    return events, quarantine
+    return events, quarantine, suppressed.select(["kafka_topic", "kafka_partition"])
 
 
 def _mask(rows: pa.Table, topic: str, partition: int):
@@ -333,7 +342,7 @@ def _skip_held(rows: pa.Table, positions: dict[tuple[str, int], int]) -> pa.Tabl
     return rows.filter(pc.fill_null(keep, False))
 
 
-def _count(by_key, decoded, undecodable, events, quarantine) -> None:
+def _count(by_key, decoded, undecodable, events, quarantine, suppressed) -> None:
     """Add a chunk's messages read and rows made to each partition's tally."""
     from collections import Counter
 
@@ -342,3 +351,4 @@ def _count(by_key, decoded, undecodable, events, quarantine) -> None:
         p.read += read.get(key, 0)
         p.bronze += _rows_of(events, *key)
         p.quarantined += _rows_of(quarantine, *key)
+        p.suppressed += _rows_of(suppressed, *key)

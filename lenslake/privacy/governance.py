@@ -135,10 +135,15 @@ def suppressed_mask(lines: pa.Array, hashes: set[str], key: bytes) -> pa.Array:
 def drop_suppressed(lines: pa.Table, settings: Settings) -> tuple[pa.Table, int]:
     """The landing lines without those of erased users, and how many were dropped (0 and no work when the
     suppression list is empty)."""
+    kept, dropped = split_suppressed(lines, settings)
+    return kept, dropped.num_rows
+
+
+def split_suppressed(lines: pa.Table, settings: Settings) -> tuple[pa.Table, pa.Table]:
+    """(the lines to ingest, the lines of erased users): the second is what a caller counts per source position."""
     hashes = suppressed_hashes(settings)
     if not hashes or lines.num_rows == 0:
-        return lines, 0
+        return lines, lines.slice(0, 0)
     _, key = suppression_key(settings)
     mask = suppressed_mask(lines.column("line"), hashes, key)
-    kept = lines.filter(pc.invert(mask))
-    return kept, lines.num_rows - kept.num_rows
+    return lines.filter(pc.invert(mask)), lines.filter(mask)
