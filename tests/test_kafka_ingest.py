@@ -163,6 +163,32 @@ def test_a_published_world_is_ingested_once_reconciled_with_the_manifest(kafka_s
     assert kafka_rows(store, "bronze.events").num_rows == bronze.num_rows
 
 
+def test_decoding_in_a_separate_process_gives_the_same_lake(broker, tmp_path, world):
+    """Large runs decode Avro in a decoder process (here forced, with chunks of 1,000): the same exactly-once
+    outcome as decoding in the ingest process."""
+    from lenslake.delta import DeltaStore
+    from lenslake.engine import get_engine
+    from lenslake.kafka.ingest import ingest_kafka
+    from lenslake.kafka.producer import publish_landing
+    from lenslake.kafka.topics import create_topics
+    from lenslake.settings import get_settings
+
+    settings = get_settings(data_root=tmp_path / "lake", engine="duckdb", kafka_bootstrap=broker, kafka_partitions=3,
+                            kafka_topic_prefix=f"i{next(_prefix)}.events.", kafka_parallel_decode_min_messages=0,
+                            kafka_ingest_chunk_messages=1000)
+    create_topics(settings)
+    report = publish_landing(settings, world_files(world[0]), workers=1)
+    store, engine = DeltaStore(settings.tables_dir), get_engine(settings)
+    try:
+        result = ingest_kafka(engine, store, settings)
+        assert result.reconciled and result.read == report.produced
+        bronze, quarantine, event_ids = assert_exactly_once(settings, store)
+        assert bronze.num_rows == world[1]["totals"]["valid_lines"]
+        assert Counter(event_ids) == file_event_ids(settings, store, engine, world)
+    finally:
+        engine.release()
+
+
 def test_new_messages_are_ingested_from_where_the_tables_stand(kafka_settings, store, engine, world):
     from lenslake.kafka.ingest import ingest_kafka
     from lenslake.kafka.producer import publish_landing

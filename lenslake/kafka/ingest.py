@@ -22,10 +22,12 @@ Nothing is dropped silently: per partition, messages read = bronze + quarantined
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -165,20 +167,29 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
                 for name, attr in ((BRONZE, "bronze_position"), (QUARANTINE, "quarantine_position"))}
         by_key = {(p.topic, p.partition): p for p in plan}
 
-        def write(reached, decoded, undecodable):
+        def write(reached, raw, decoding):
+            decoded, undecodable = decoding.result() if decoding is not None else decode_messages(settings, raw)
             events, quarantine, suppressed = _to_bronze(engine, settings, decoded, undecodable)
             _count(by_key, decoded, undecodable, events, quarantine, suppressed)
             for name, rows in ((BRONZE, events), (QUARANTINE, quarantine)):
                 _commit_chunk(store, group, name, rows, held[name], reached, by_key, result)
 
-        # A chunk is validated and committed on a writer thread while the next one is read and decoded (DuckDB and
-        # librdkafka work outside the GIL); one chunk in flight at most, so commits stay in order and memory bounded.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer") as writer:
+        # Three stages overlap: this thread reads chunk n+1 while a decoder process turns chunk n's Avro into JSON
+        # lines (Python work, a core of its own) and a writer thread validates and commits chunk n-1 (DuckDB and
+        # delta-rs work outside the GIL). One chunk waits for the writer at most, so commits stay in order and
+        # memory bounded. Small runs decode on the writer thread: a process costs more to start than they take.
+        messages = sum(p.end - p.start for p in todo)
+        parallel = settings.kafka_decode_processes > 0 and messages >= settings.kafka_parallel_decode_min_messages
+        with contextlib.ExitStack() as stages:
+            writer = stages.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer"))
+            decoder = stages.enter_context(ProcessPoolExecutor(
+                settings.kafka_decode_processes, mp_context=multiprocessing.get_context("spawn"))) if parallel else None
             in_flight = None
-            for chunk in _consume(consumer, todo, settings, timeout):
+            for reached, raw in _consume(consumer, todo, settings, timeout):
+                decoding = decoder.submit(decode_messages, settings, raw) if decoder else None
                 if in_flight is not None:
                     in_flight.result()
-                in_flight = writer.submit(write, *chunk)
+                in_flight = writer.submit(write, reached, None if decoding else raw, decoding)
             if in_flight is not None:
                 in_flight.result()
         # Only now, with both tables committed: the group's offsets (what status and lag show). A run killed after
@@ -223,24 +234,37 @@ def _commit_group(consumer, plan: list[PartitionIngest], committed: dict) -> Non
         consumer.commit(offsets=behind, asynchronous=False)
 
 
-def _consume(consumer, todo: list[PartitionIngest], settings, timeout: float):
-    """Read [start, end) of each partition, yielding chunks of about ``settings.kafka_ingest_chunk_messages``:
-    (the next offset reached per partition read in the chunk, decoded records as (topic, partition, offset, JSON
-    line), undecodable messages as (topic, partition, offset, value, reason))."""
+def decode_messages(settings, raw: list) -> tuple[list, list]:
+    """Raw messages (topic, partition, offset, value) → (decoded records as (topic, partition, offset, JSON line),
+    undecodable messages as (topic, partition, offset, value, reason)). Runs in a decoder process for large runs."""
     import orjson
-    from confluent_kafka import KafkaError, TopicPartition
 
     from lenslake.kafka.wire import codec
 
+    decode, dumps = codec(settings).decode, orjson.dumps
+    decoded, undecodable = [], []
+    for topic, partition, offset, value in raw:
+        record, reason, _detail = decode(value)
+        if record is not None:
+            decoded.append((topic, partition, offset, dumps(record).decode()))
+        else:
+            undecodable.append((topic, partition, offset, value or b"", reason))
+    return decoded, undecodable
+
+
+def _consume(consumer, todo: list[PartitionIngest], settings, timeout: float):
+    """Read [start, end) of each partition, yielding chunks of about ``settings.kafka_ingest_chunk_messages``:
+    (the next offset reached per partition read in the chunk, the messages as (topic, partition, offset, value))."""
+    from confluent_kafka import KafkaError, TopicPartition
+
     if not todo:
         return
-    decode, dumps = codec(settings).decode, orjson.dumps
     chunk_size = settings.kafka_ingest_chunk_messages
     ends = {(p.topic, p.partition): p.end for p in todo}
     consumer.assign([TopicPartition(p.topic, p.partition, p.start) for p in todo])
     pending = set(ends)
     reached: dict = {}
-    decoded, undecodable = [], []
+    raw = []
     last_progress = time.monotonic()
     while pending:
         batch = consumer.consume(min(BATCH, chunk_size), 0.5)
@@ -266,19 +290,15 @@ def _consume(consumer, todo: list[PartitionIngest], settings, timeout: float):
                 pending.discard(key)
                 reached[key] = ends[key]
                 continue
-            record, reason, _detail = decode(msg.value())
-            if record is not None:
-                decoded.append((key[0], key[1], offset, dumps(record).decode()))
-            else:
-                undecodable.append((key[0], key[1], offset, msg.value() or b"", reason))
+            raw.append((key[0], key[1], offset, msg.value()))
             reached[key] = offset + 1
             if offset >= ends[key] - 1:
                 pending.discard(key)
                 reached[key] = ends[key]
         _kill_point("during_consume")
-        if len(decoded) + len(undecodable) >= chunk_size or not pending:
-            yield reached, decoded, undecodable
-            reached, decoded, undecodable = {}, [], []
+        if len(raw) >= chunk_size or not pending:
+            yield reached, raw
+            reached, raw = {}, []
     consumer.unassign()
 
 
