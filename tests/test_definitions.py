@@ -27,6 +27,7 @@ EXPECTED_ASSETS = {
     "privacy/consent_ledger": ([], "profiles"),
     "privacy/current_consent": (["privacy/consent_ledger"], "profiles"),
     "profiles/behaviour": (["profiles/customers", "silver/events"], "profiles"),
+    "vectors/product_embeddings": (["catalog/eyewear_attributes", "catalog/products"], "vectors"),
 }
 EXPECTED_CHECKS = {
     "bronze/events:landed_lines_reconcile",
@@ -50,10 +51,13 @@ EXPECTED_CHECKS = {
     # profiles: people feeds reconcile, only declared fields are stored (blocking)
     "profiles/feed_quarantine:people_feeds_reconcile",
     "profiles/customers:profiles_minimization",
+    # the product vectors are valid and in step with the product master (blocking)
+    *{f"vectors/product_embeddings:embedding_{c}"
+      for c in ("dimension", "finite", "unit_norm", "unique_ids", "consistent_with_catalog")},
 }
 # Catalog feed days are applied in order on top of the previous day's state (type-2 prices, stock), one run applying
 # every pending day: not partitions that could run out of order.
-UNPARTITIONED = {"bronze/kafka_events"} | {k for k in EXPECTED_ASSETS if k.startswith(("catalog/", "profiles/", "privacy/"))}
+UNPARTITIONED = {"bronze/kafka_events"} | {k for k in EXPECTED_ASSETS if k.startswith(("catalog/", "profiles/", "privacy/", "vectors/"))}
 # Freshness is a warning: a late table is still served, and nothing downstream waits for it.
 WARNINGS = {"gold/daily_kpis:daily_kpis_freshness", "gold/daily_funnel:daily_funnel_freshness"}
 
@@ -86,6 +90,7 @@ def test_job_schedule_and_sensor_are_defined():
     assert schedule.job_name == "daily_events_job"
     assert defs.resolve_sensor_def("landing_day_sensor").job_name == "daily_events_job"
     assert defs.resolve_sensor_def("kafka_lag_sensor").job_name == "kafka_ingest_job"
+    assert defs.resolve_sensor_def("catalog_change_sensor").job_name == "vectors_job"
     daily = defs.resolve_job_def("daily_events_job")
     assert "bronze/kafka_events" not in {k.to_user_string() for k in daily.asset_layer.selected_asset_keys}
 

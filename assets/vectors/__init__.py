@@ -1,0 +1,57 @@
+"""Vectors: product embeddings in LanceDB, kept in step with the product master.
+
+Unpartitioned: each run embeds only the active products whose source text changed (content hash), removes the
+vectors of deleted or discontinued products, optimizes and publishes a tag. The table's validity (dimension, finite,
+unit norm, unique ids, consistency with catalog.products) gates it as blocking checks.
+"""
+
+import dagster as dg
+
+from orchestration.resources import Lakehouse
+
+PRODUCT_EMBEDDINGS = dg.AssetKey(["vectors", "product_embeddings"])
+# check name -> (validate_all's name, description)
+CHECKS = {
+    "embedding_dimension": ("dimension", "Every vector has the model's dimension."),
+    "embedding_finite": ("finite", "No NaN or infinite component."),
+    "embedding_unit_norm": ("unit_norm", "Every vector has L2 norm 1 (search scores are cosines only then)."),
+    "embedding_unique_ids": ("unique_ids", "No id (sku + model version) twice."),
+    "embedding_consistent_with_catalog": ("consistency", "Every active SKU has a current vector for the published "
+                                                         "model version; none for a deleted or inactive SKU."),
+}
+
+
+def _json_safe(meta: dict) -> dict:
+    return {k: (dg.MetadataValue.json(v) if isinstance(v, (list, dict)) else v) for k, v in meta.items()
+            if v is not None}
+
+
+@dg.asset(
+    key=PRODUCT_EMBEDDINGS,
+    deps=[dg.AssetKey(["catalog", "products"]), dg.AssetKey(["catalog", "eyewear_attributes"])],
+    kinds={"lancedb"},
+    group_name="vectors",
+    owners=["team:merchandising"],
+    description="One vector per active SKU and live model version (LanceDB), tagged per publish.",
+    check_specs=[dg.AssetCheckSpec(name, asset=PRODUCT_EMBEDDINGS, blocking=True, description=doc)
+                 for name, (_, doc) in CHECKS.items()],
+)
+def product_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    from lenslake.vectors.pipeline import embed_products
+
+    r = embed_products(lakehouse.settings(), lakehouse.store())
+    context.log.info(f"product embeddings: {r.embedded} embedded, {r.unchanged} unchanged, {r.removed} removed, "
+                     f"tag {r.tag}")
+    yield dg.MaterializeResult(asset_key=PRODUCT_EMBEDDINGS, metadata={
+        "dagster/row_count": r.active, "embedded": r.embedded, "unchanged": r.unchanged, "removed": r.removed,
+        "model_version": r.model_version, "tag": r.tag, "table_version": r.table_version,
+        "seconds": dg.MetadataValue.float(round(r.seconds, 3)),
+        "model_load_seconds": dg.MetadataValue.float(round(r.model_load_seconds, 3)),
+    })
+    for name, (which, _) in CHECKS.items():
+        passed, meta = r.checks[which]
+        yield dg.AssetCheckResult(check_name=name, asset_key=PRODUCT_EMBEDDINGS, passed=bool(passed),
+                                  severity=dg.AssetCheckSeverity.ERROR, metadata=_json_safe(meta))
+
+
+vectors_assets = [product_embeddings]

@@ -1,0 +1,27 @@
+"""The vectors job and the sensor that starts it when the product master changes."""
+
+import dagster as dg
+
+from orchestration.resources import Lakehouse
+
+vectors_job = dg.define_asset_job(
+    "vectors_job",
+    selection=dg.AssetSelection.assets(dg.AssetKey(["vectors", "product_embeddings"])),
+    description="Embed the changed products, remove the vectors of deleted or discontinued ones, publish a tag, "
+                "validate the vector table.",
+)
+
+
+@dg.sensor(job=vectors_job, minimum_interval_seconds=300,
+           description="Starts a vectors run when catalog.products has a Delta version the last run did not see.")
+def catalog_change_sensor(context: dg.SensorEvaluationContext, lakehouse: Lakehouse):
+    store = lakehouse.store()
+    if not store.exists("catalog.products"):
+        yield dg.SkipReason("catalog.products does not exist yet")
+        return
+    version = str(store.version("catalog.products"))
+    if context.cursor == version:
+        yield dg.SkipReason(f"catalog.products still at version {version}")
+        return
+    context.update_cursor(version)
+    yield dg.RunRequest(run_key=f"catalog-products-v{version}", tags={"lenslake/catalog_products_version": version})
