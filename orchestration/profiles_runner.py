@@ -3,50 +3,30 @@ demo)."""
 
 from __future__ import annotations
 
-import os
 import time
 
 from lenslake.settings import Settings
-
-
-def _resources(settings: Settings) -> dict:
-    from orchestration.resources import Lakehouse
-
-    return {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine,
-                                   as_of=settings.as_of.isoformat() if settings.as_of else None)}
-
-
-def _logging() -> dict:
-    return {"loggers": {"console": {"config": {"log_level": os.environ.get("LENSLAKE_LOG_LEVEL", "CRITICAL")}}}}
 
 
 def run_profiles_job(settings: Settings, instance=None, *, behaviour_only: bool = False):
     """Materialize the profiles group (or only the behaviour asset, after a new events run)."""
     from dagster import materialize
 
-    from orchestration.definitions import defs
-    from orchestration.runner import dagster_instance
+    from orchestration.runner import dagster_instance, execute_job, lakehouse_resources, log_config
 
-    instance = instance or dagster_instance(settings)
     if behaviour_only:
         import assets.profiles
 
-        return materialize([assets.profiles.behaviour], instance=instance, resources=_resources(settings),
-                           run_config=_logging(), raise_on_error=False)
-    job = defs.resolve_job_def("profiles_job")
-    return job.execute_in_process(instance=instance, resources=_resources(settings), run_config=_logging(),
-                                  raise_on_error=False)
+        return materialize([assets.profiles.behaviour], instance=instance or dagster_instance(settings),
+                           resources=lakehouse_resources(settings), run_config=log_config(), raise_on_error=False)
+    return execute_job(settings, "profiles_job", instance)
 
 
 def run_backfill_job(settings: Settings, attribute: str, batch_size: int = 10_000, instance=None):
-    from orchestration.definitions import defs
-    from orchestration.runner import dagster_instance
+    from orchestration.runner import execute_job
 
-    job = defs.resolve_job_def("profile_attribute_backfill_job")
-    config = {**_logging(), "ops": {"backfill_profile_attribute": {"config": {"attribute": attribute,
-                                                                              "batch_size": batch_size}}}}
-    return job.execute_in_process(instance=instance or dagster_instance(settings), resources=_resources(settings),
-                                  run_config=config, raise_on_error=False)
+    config = {"ops": {"backfill_profile_attribute": {"config": {"attribute": attribute, "batch_size": batch_size}}}}
+    return execute_job(settings, "profile_attribute_backfill_job", instance, run_config=config)
 
 
 def profiles_summary(settings: Settings, result, wall_s: float) -> str:

@@ -25,12 +25,31 @@ def dagster_instance(settings: Settings):
     return DagsterInstance.from_config(str(home))
 
 
+def lakehouse_resources(settings: Settings) -> dict:
+    """The resources of a run for these settings (data root, engine and 'now' passed on explicitly)."""
+    from orchestration.resources import Lakehouse
+
+    return {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine,
+                                   as_of=settings.as_of.isoformat() if settings.as_of else None)}
+
+
+def log_config() -> dict:
+    """Run config that keeps Dagster's console quiet unless LENSLAKE_LOG_LEVEL says otherwise."""
+    return {"loggers": {"console": {"config": {"log_level": os.environ.get("LENSLAKE_LOG_LEVEL", "CRITICAL")}}}}
+
+
+def execute_job(settings: Settings, job_name: str, instance=None, *, run_config: dict | None = None, tags=None):
+    """Run one of the code location's jobs in this process, as a user would, under the data root's instance."""
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    return job.execute_in_process(instance=instance or dagster_instance(settings), resources=lakehouse_resources(settings),
+                                  run_config={**log_config(), **(run_config or {})}, tags=tags, raise_on_error=False)
+
+
 def run_events_job(settings: Settings, days: list[str] | None = None, instance=None):
     """Materialize bronze → silver → gold for ``days`` (default: every landing day) in one single-run backfill."""
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-    from orchestration.definitions import defs
-    from orchestration.resources import Lakehouse
 
     from orchestration.partitions import unfinished_days
 
@@ -40,28 +59,13 @@ def run_events_job(settings: Settings, days: list[str] | None = None, instance=N
     not_yet = unfinished_days(days)
     if not_yet:
         raise SystemExit(f"not a complete day yet (or not a date): {', '.join(not_yet)}; days run once they have ended")
-    job = defs.resolve_job_def("daily_events_job")
-    resources = {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine,
-                                        as_of=settings.as_of.isoformat() if settings.as_of else None)}
     tags = {ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]}
-    instance = instance or dagster_instance(settings)
-    run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("LENSLAKE_LOG_LEVEL", "CRITICAL")}}}}
-    return job.execute_in_process(
-        instance=instance, tags=tags, resources=resources, run_config=run_config, raise_on_error=False
-    )
+    return execute_job(settings, "daily_events_job", instance, tags=tags)
 
 
 def run_kafka_ingest_job(settings: Settings, instance=None):
     """Materialize bronze/kafka_events (Kafka topics → bronze, up to the end offsets seen now) through Dagster."""
-    from orchestration.definitions import defs
-    from orchestration.resources import Lakehouse
-
-    job = defs.resolve_job_def("kafka_ingest_job")
-    resources = {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine,
-                                        as_of=settings.as_of.isoformat() if settings.as_of else None)}
-    run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("LENSLAKE_LOG_LEVEL", "CRITICAL")}}}}
-    return job.execute_in_process(instance=instance or dagster_instance(settings), resources=resources,
-                                  run_config=run_config, raise_on_error=False)
+    return execute_job(settings, "kafka_ingest_job", instance)
 
 
 def kafka_ingest_summary(result) -> str:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from lenslake.settings import Settings
 
 
 def run_vectors_job(settings: Settings, instance=None):
-    from orchestration.definitions import defs
-    from orchestration.resources import Lakehouse
-    from orchestration.runner import dagster_instance
+    from orchestration.runner import execute_job
 
-    job = defs.resolve_job_def("vectors_job")
-    resources = {"lakehouse": Lakehouse(data_root=str(settings.data_root), engine_name=settings.engine,
-                                        as_of=settings.as_of.isoformat() if settings.as_of else None)}
-    run_config = {"loggers": {"console": {"config": {"log_level": os.environ.get("LENSLAKE_LOG_LEVEL", "CRITICAL")}}}}
-    return job.execute_in_process(instance=instance or dagster_instance(settings), resources=resources,
-                                  run_config=run_config, raise_on_error=False)
+    return execute_job(settings, "vectors_job", instance)
 
 
 def materialization_metadata(result) -> dict:

@@ -75,13 +75,18 @@ def _tansu(port: int, advertised_port: int, log: Path | None):
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log_file.close()
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """Terminate a child process, killing it if it has not exited after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextlib.contextmanager

@@ -101,9 +101,6 @@ def tls_terminator(accept_port: int, connect_port: int, files: TlsFiles, folder:
             time.sleep(0.05)
         yield f"127.0.0.1:{accept_port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        from lenslake.kafka.broker import stop
+
+        stop(proc)
