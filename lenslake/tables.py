@@ -160,7 +160,7 @@ def _catalogue(_registry_state) -> dict[str, TableSpec]:
             "Every landed event that passed its contract, PII tokenized, one row per landed line (duplicates kept).",
             ev + LINEAGE,
             partition_by=("ingest_date", "source"),
-            retention_days=400,
+            retention_days=30,  # raw events: 30 days (silver keeps the deduplicated events longer)
             user_key="user_token",
             consumers=("silver.events",),
         ),
@@ -183,7 +183,7 @@ def _catalogue(_registry_state) -> dict[str, TableSpec]:
             )
             + LINEAGE,
             partition_by=("ingest_date", "source"),
-            retention_days=90,
+            retention_days=14,  # rejected lines: two weeks to investigate and replay
         ),
         TableSpec(
             "silver.events",
