@@ -11,6 +11,16 @@ vectors_job = dg.define_asset_job(
                 "validate the vector table.",
 )
 
+# Separate from vectors_job (which the catalog sensor and the demo run): user vectors read silver.events and consent
+# (people data). Both assets read the published product vectors, which vectors_job keeps current.
+user_vectors_job = dg.define_asset_job(
+    "user_vectors_job",
+    selection=dg.AssetSelection.assets(dg.AssetKey(["vectors", "user_embeddings"]),
+                                       dg.AssetKey(["vectors", "product_segments"])),
+    description="Time-decayed user vectors for users with personalization consent (removing the vectors of users "
+                "who lost it), and k-means product segments with cluster-quality metadata.",
+)
+
 
 @dg.sensor(job=vectors_job, minimum_interval_seconds=300,
            description="Starts a vectors run when catalog.products has a Delta version the last run did not see.")

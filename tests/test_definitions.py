@@ -28,6 +28,8 @@ EXPECTED_ASSETS = {
     "privacy/current_consent": (["privacy/consent_ledger"], "profiles"),
     "profiles/behaviour": (["profiles/customers", "silver/events"], "profiles"),
     "vectors/product_embeddings": (["catalog/eyewear_attributes", "catalog/products"], "vectors"),
+    "vectors/user_embeddings": (["silver/events", "vectors/product_embeddings"], "vectors"),
+    "vectors/product_segments": (["vectors/product_embeddings"], "vectors"),
 }
 EXPECTED_CHECKS = {
     "bronze/events:landed_lines_reconcile",
@@ -54,6 +56,9 @@ EXPECTED_CHECKS = {
     # the product vectors are valid and in step with the product master (blocking)
     *{f"vectors/product_embeddings:embedding_{c}"
       for c in ("dimension", "finite", "unit_norm", "unique_ids", "consistent_with_catalog")},
+    # user vectors are valid and exist only for users with personalization consent (blocking)
+    *{f"vectors/user_embeddings:user_embedding_{c}" for c in ("dimension", "finite", "unit_norm")},
+    "vectors/user_embeddings:no_vector_without_consent",
 }
 # Catalog feed days are applied in order on top of the previous day's state (type-2 prices, stock), one run applying
 # every pending day: not partitions that could run out of order.
@@ -91,6 +96,8 @@ def test_job_schedule_and_sensor_are_defined():
     assert defs.resolve_sensor_def("landing_day_sensor").job_name == "daily_events_job"
     assert defs.resolve_sensor_def("kafka_lag_sensor").job_name == "kafka_ingest_job"
     assert defs.resolve_sensor_def("catalog_change_sensor").job_name == "vectors_job"
+    assert {k.to_user_string() for k in defs.resolve_job_def("user_vectors_job").asset_layer.selected_asset_keys} \
+        == {"vectors/user_embeddings", "vectors/product_segments"}
     daily = defs.resolve_job_def("daily_events_job")
     assert "bronze/kafka_events" not in {k.to_user_string() for k in daily.asset_layer.selected_asset_keys}
 

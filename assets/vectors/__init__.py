@@ -54,4 +54,61 @@ def product_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
                                   severity=dg.AssetCheckSeverity.ERROR, metadata=_json_safe(meta))
 
 
-vectors_assets = [product_embeddings]
+USER_EMBEDDINGS = dg.AssetKey(["vectors", "user_embeddings"])
+PRODUCT_SEGMENTS = dg.AssetKey(["vectors", "product_segments"])
+USER_CHECKS = {
+    "user_embedding_dimension": ("dimension", "Every user vector has the model's dimension."),
+    "user_embedding_finite": ("finite", "No NaN or infinite component."),
+    "user_embedding_unit_norm": ("unit_norm", "Every user vector has L2 norm 1."),
+    "no_vector_without_consent": ("no_vector_without_consent", "Every stored user vector's user has personalization "
+                                                               "consent in force now."),
+}
+
+
+@dg.asset(
+    key=USER_EMBEDDINGS,
+    deps=[PRODUCT_EMBEDDINGS, dg.AssetKey(["silver", "events"])],
+    kinds={"lancedb"},
+    group_name="vectors",
+    owners=["team:merchandising"],
+    description="One time-decayed vector per user with personalization consent (LanceDB, ids "
+                "<user_token>|<model_version>); users who lost consent lose their vector.",
+    check_specs=[dg.AssetCheckSpec(name, asset=USER_EMBEDDINGS, blocking=True, description=doc)
+                 for name, (_, doc) in USER_CHECKS.items()],
+)
+def user_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    from lenslake.vectors.user_pipeline import embed_users
+
+    r = embed_users(lakehouse.settings(), lakehouse.store())
+    context.log.info(f"user embeddings: {r.embedded} embedded, {r.skipped_no_consent} skipped (no consent), "
+                     f"{r.removed} removed")
+    yield dg.MaterializeResult(asset_key=USER_EMBEDDINGS, metadata={
+        "dagster/row_count": r.embedded, "users_embedded": r.embedded,
+        "users_skipped_no_consent": r.skipped_no_consent, "vectors_removed": r.removed,
+        "vectors_removed_no_consent": r.removed_no_consent, "model_version": r.model_version,
+        "table_version": r.table_version, "seconds": dg.MetadataValue.float(round(r.seconds, 3)),
+    })
+    for name, (which, _) in USER_CHECKS.items():
+        passed, meta = r.checks[which]
+        yield dg.AssetCheckResult(check_name=name, asset_key=USER_EMBEDDINGS, passed=bool(passed),
+                                  severity=dg.AssetCheckSeverity.ERROR, metadata=_json_safe(meta))
+
+
+@dg.asset(
+    key=PRODUCT_SEGMENTS,
+    deps=[PRODUCT_EMBEDDINGS],
+    kinds={"lancedb"},
+    group_name="vectors",
+    owners=["team:merchandising"],
+    description="k-means segments of the published product vectors (LanceDB table product_segments: one row per "
+                "segment with its size, centroid and SKUs), with cluster-quality metadata.",
+)
+def product_segments(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    from lenslake.vectors.user_pipeline import segment_products
+
+    meta = segment_products(lakehouse.settings())
+    context.log.info(f"product segments: k={meta['k']}, silhouette={meta['silhouette']}")
+    return dg.MaterializeResult(metadata={"dagster/row_count": meta["k"], **_json_safe(meta)})
+
+
+vectors_assets = [product_embeddings, user_embeddings, product_segments]
