@@ -35,3 +35,24 @@ def catalog_change_sensor(context: dg.SensorEvaluationContext, lakehouse: Lakeho
         return
     context.update_cursor(version)
     yield dg.RunRequest(run_key=f"catalog-products-v{version}", tags={"lenslake/catalog_products_version": version})
+
+
+# What user vectors depend on: new events, a change of consent, new product vectors.
+USER_VECTOR_SOURCES = ("silver.events", "privacy.current_consent")
+
+
+@dg.sensor(job=user_vectors_job, minimum_interval_seconds=300,
+           description="Starts a user-vectors run when silver.events or privacy.current_consent has a Delta version "
+                       "the last run did not see (a withdrawn consent removes the user's vector on that run).")
+def user_vectors_sensor(context: dg.SensorEvaluationContext, lakehouse: Lakehouse):
+    store = lakehouse.store()
+    missing = [t for t in USER_VECTOR_SOURCES if not store.exists(t)]
+    if missing:
+        yield dg.SkipReason(f"not there yet: {', '.join(missing)}")
+        return
+    versions = "|".join(f"{t}@{store.version(t)}" for t in USER_VECTOR_SOURCES)
+    if context.cursor == versions:
+        yield dg.SkipReason(f"no new events or consent ({versions})")
+        return
+    context.update_cursor(versions)
+    yield dg.RunRequest(run_key=f"user-vectors-{versions}", tags={"lenslake/sources": versions})

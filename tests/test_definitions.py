@@ -96,6 +96,7 @@ def test_job_schedule_and_sensor_are_defined():
     assert defs.resolve_sensor_def("landing_day_sensor").job_name == "daily_events_job"
     assert defs.resolve_sensor_def("kafka_lag_sensor").job_name == "kafka_ingest_job"
     assert defs.resolve_sensor_def("catalog_change_sensor").job_name == "vectors_job"
+    assert defs.resolve_sensor_def("user_vectors_sensor").job_name == "user_vectors_job"
     assert {k.to_user_string() for k in defs.resolve_job_def("user_vectors_job").asset_layer.selected_asset_keys} \
         == {"vectors/user_embeddings", "vectors/product_segments"}
     daily = defs.resolve_job_def("daily_events_job")

@@ -98,11 +98,26 @@ def test_a_withdrawal_removes_the_users_vector_on_the_next_run(lake):
     from lenslake.delta import DeltaStore
     from lenslake.privacy.consent import record_consent
 
+    from orchestration.definitions import defs
+    from orchestration.resources import Lakehouse
+
+    sensor = defs.resolve_sensor_def("user_vectors_sensor")
+    resources = {"lakehouse": Lakehouse(data_root=str(settings.data_root))}
+    with dg.build_sensor_context(resources=resources) as ctx:
+        [first] = list(sensor(ctx))
+        cursor = ctx.cursor
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
+        [same] = list(sensor(ctx))
+    assert isinstance(first, dg.RunRequest) and isinstance(same, dg.SkipReason)  # nothing new since
+
     user = min(_stored_users(settings))
     record_consent(DeltaStore(settings.tables_dir),
                    [{"user_token": user, "purpose": "personalization", "granted": False,
                      "recorded_at": settings.now() - dt.timedelta(minutes=1), "source": "test"}], now=settings.now())
     assert user not in _consented(settings)
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
+        [after] = list(sensor(ctx))
+    assert isinstance(after, dg.RunRequest)  # the withdrawal changed privacy.current_consent: a run is due
 
     result, md, checks = _run(settings, instance)
     assert result.success and checks == {name: True for name in USER_CHECKS}
