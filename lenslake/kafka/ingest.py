@@ -180,6 +180,10 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         # memory bounded. Small runs decode on the writer thread: a process costs more to start than they take.
         messages = sum(p.end - p.start for p in todo)
         parallel = settings.kafka_decode_processes > 0 and messages >= settings.kafka_parallel_decode_min_messages
+        if parallel:
+            from lenslake.privacy.scrub import warm_up_in_background
+
+            warm_up_in_background()  # a large run: spaCy loads (seconds) while the first chunk is read
         with contextlib.ExitStack() as stages:
             writer = stages.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer"))
             decoder = stages.enter_context(ProcessPoolExecutor(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -255,6 +256,7 @@ class Scrubber:
         self._cache: OrderedDict[bytes, Scrubbed] = OrderedDict()
         self._analyzer = None
         self._nlp_engine = None
+        self._load_lock = threading.Lock()  # a warm-up thread and the first scrub may ask at once
         self._english = frozenset()
         self.stats = {"texts": 0, "cache_hits": 0, "clean": 0, "patterns": 0, "nlp": 0}
 
@@ -354,6 +356,13 @@ class Scrubber:
 
     def _load(self):
         if self._analyzer is None:
+            with self._load_lock:
+                if self._analyzer is None:
+                    self._load_engines()
+        return self._analyzer, self._nlp_engine
+
+    def _load_engines(self) -> None:
+        if self._analyzer is None:
             from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
             from presidio_analyzer.predefined_recognizers import (
                 CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer, SpacyRecognizer)
@@ -364,9 +373,8 @@ class Scrubber:
                                CreditCardRecognizer(), IbanRecognizer(), PhoneRecognizer(supported_regions=PHONE_REGIONS),
                                phone_recognizer(), address_recognizer(), name_recognizer(self._english_words(engine))):
                 registry.add_recognizer(recognizer)
+            self._nlp_engine = engine  # before the analyzer: _load's unlocked check reads the analyzer
             self._analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
-            self._nlp_engine = engine
-        return self._analyzer, self._nlp_engine
 
 
 def _english_form(word: str, english: frozenset[str]) -> bool:
@@ -549,6 +557,13 @@ def _key(text: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=1)
+def warm_up_in_background() -> threading.Thread:
+    """Load spaCy and Presidio on a thread (seconds) while the caller reads its input; the first scrub waits for it."""
+    thread = threading.Thread(target=lambda: get_scrubber().load(), name="scrubber-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def get_scrubber() -> Scrubber:
     """The process's scrubber (spaCy loads on its first text that needs it)."""
     return Scrubber()
