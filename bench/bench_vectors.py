@@ -45,11 +45,19 @@ def load() -> str:
 
 
 def products() -> pl.DataFrame:
+    """The generated catalogue and the Myntra eyewear (as the catalog import maps it), in one product frame."""
+    import datetime as dt
+
+    from lenslake.catalog.myntra import eyewear_rows
+    from lenslake.settings import get_settings
     from lenslake.synth.catalog import build_catalog
-    from lenslake.vectors.myntra import read_myntra_eyewear
 
     generated = build_catalog(np.random.default_rng(42), 2400).feed.with_columns(pl.lit("generated").alias("source"))
-    myntra = read_myntra_eyewear()
+    rows, attributes, _, _ = eyewear_rows(get_settings().myntra_dir, dt.datetime.now(dt.timezone.utc))
+    keep = ("sku", "product_type", "name", "description", "category", "brand", "model_code", "status", "source")
+    described = ("frame_material", "frame_shape", "colour", "gender", "face_width_fit")  # what product_text reads
+    myntra = pl.DataFrame([{**{k: p[k] for k in keep}, **{k: a[k] for k in described}} for p, a in zip(rows, attributes)],
+                          schema_overrides={k: pl.String for k in (*keep, *described)})
     return pl.concat([generated, myntra], how="diagonal_relaxed")
 
 

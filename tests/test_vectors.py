@@ -318,22 +318,6 @@ def test_the_serving_index_finds_the_exact_neighbours():
     found = [index.search(q, 10)[0] for q in queries]
     assert recall_at_k(found, truth) >= 0.95
 
-
-def test_the_myntra_reader_maps_eyewear_and_leaves_absent_attributes_null():
-    from lenslake.vectors.myntra import DEFAULT_DIR, read_myntra_eyewear
-
-    if not DEFAULT_DIR.exists():
-        pytest.skip("shared/data/myntra_catalog is not beside the project")
-    frame = read_myntra_eyewear()
-    assert frame.height == 1073 and frame["sku"].n_unique() == 1073
-    assert frame["sku"].str.starts_with("MYN-").all() and (frame["category"] == "sunglasses").all()
-    assert frame["frame_shape"].null_count() == frame["description"].null_count() == frame.height
-    benetton = frame.filter(pl.col("name").str.starts_with("United Colors of Benetton"))
-    assert benetton.height and (benetton["brand"] == "United Colors of Benetton").all()
-
-
-# --- CLI ---------------------------------------------------------------------------------------------------------
-
 def test_the_cli_rolls_back_to_a_tag_and_reports_status(tmp_path):
     store = VectorStore(tmp_path / "lake" / "vectors")
     store.upsert(_good_rows(3))

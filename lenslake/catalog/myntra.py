@@ -105,21 +105,27 @@ def map_style(style: dict, at: dt.datetime) -> tuple[dict, dict]:
     return product, attrs
 
 
-def import_myntra(store: DeltaStore, folder: Path, now: dt.datetime | None = None) -> MyntraImport:
-    """Merge the catalogue's eyewear into catalog.products and catalog.eyewear_attributes (and the taxonomy)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    report = MyntraImport()
+def eyewear_rows(folder: Path, at: dt.datetime) -> tuple[list[dict], list[dict], dict[str, int], int]:
+    """The catalogue's eyewear as (catalog.products rows, catalog.eyewear_attributes rows, styles selected per rule,
+    styles read): what the import merges, and what the embedding benchmark embeds."""
     styles = read_styles(folder)
-    report.rows_read = len(styles)
-    products, attributes = [], []
+    products, attributes, selected = [], [], {}
     for style in styles:
         rule = eyewear_rule(style)
         if rule is None:
             continue
-        report.selected[rule] = report.selected.get(rule, 0) + 1
-        p, a = map_style(style, now)
+        selected[rule] = selected.get(rule, 0) + 1
+        p, a = map_style(style, at)
         products.append(p)
         attributes.append(a)
+    return products, attributes, selected, len(styles)
+
+
+def import_myntra(store: DeltaStore, folder: Path, now: dt.datetime | None = None) -> MyntraImport:
+    """Merge the catalogue's eyewear into catalog.products and catalog.eyewear_attributes (and the taxonomy)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    report = MyntraImport()
+    products, attributes, report.selected, report.rows_read = eyewear_rows(folder, now)
     report.products = upsert(store, "catalog.products", products, kind=None, day=None, actor=ACTOR, feed=SOURCE)
     report.attributes = upsert(store, "catalog.eyewear_attributes", attributes, kind=None, day=None, actor=ACTOR,
                                feed=SOURCE)
