@@ -71,10 +71,16 @@ def gold_daily_funnel():
     return gx_expectations(table_contract("gold.daily_funnel"))
 
 
+def gold_catalog_quality():
+    """The quality expectations of the table's data contract (lenslake/contracts/tables/)."""
+    return gx_expectations(table_contract("gold.catalog_quality"))
+
+
 SUITES = {
     "bronze.events": bronze_events,
     "silver.events": silver_events,
     "silver.sessions": silver_sessions,
     "gold.daily_kpis": gold_daily_kpis,
     "gold.daily_funnel": gold_daily_funnel,
+    "gold.catalog_quality": gold_catalog_quality,
 }

@@ -76,14 +76,15 @@ def import_myntra(path: Optional[Path] = typer.Option(None, help="folder with st
 
 @app.command()
 def quality(days: int = typer.Option(0, help="only the last N days (0: all)")):
-    """Completeness and validity per feed and table per day (catalog.quality_metrics, as last measured)."""
+    """Completeness and validity per feed and table per day (gold.catalog_quality, its published version)."""
+    from lenslake import publish
     from lenslake.catalog.quality import TABLE, render
 
     store = _store()
-    if not store.exists(TABLE):
-        typer.echo("no quality metrics yet: run `lenslake catalog run`")
+    if publish.published_version(store, TABLE) is None:
+        typer.echo("no quality metrics published yet: run `lenslake catalog run`")
         raise typer.Exit(1)
-    metrics = store.read(TABLE)
+    metrics = publish.read_published(store, TABLE)
     if days:
         import pyarrow as pa
         import pyarrow.compute as pc

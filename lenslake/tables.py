@@ -520,28 +520,6 @@ def catalog_specs() -> list[TableSpec]:
             constraints=(("invalidations_kind_valid", "kind IN ('price', 'availability')"),),
             change_data_feed=True,
         ),
-        TableSpec(
-            "catalog.quality_metrics",
-            "Completeness and validity per feed and per catalog table, per feed day (lenslake.catalog.quality). In the "
-            "catalog layer, not gold: every gold table is a blue-green published table of the events pipeline.",
-            (
-                C("metric_date", "date", "the feed day measured (tables: as of that day's last commit)", nullable=False),
-                C("subject", "string", "feed:<kind> or a catalog table name", nullable=False),
-                C("subject_type", "string", "feed | table", nullable=False),
-                C("rows", "int64", "lines in the feed / rows in the table", nullable=False),
-                C("completeness", "double", "share of non-null values over the subject's measured fields", nullable=False),
-                C("validity", "double", "feed: share of lines applied or superseded; table: share of rows that pass "
-                                        "referential integrity", nullable=False),
-                C("computed_at", "timestamp", "when it was measured", nullable=False),
-            ),
-            key=("metric_date", "subject"),
-            owner="merchandising",
-            constraints=(
-                ("quality_completeness_is_a_share", "completeness BETWEEN 0 AND 1"),
-                ("quality_validity_is_a_share", "validity BETWEEN 0 AND 1"),
-                ("quality_rows_non_negative", "rows >= 0"),
-            ),
-        ),
     ]
 
 

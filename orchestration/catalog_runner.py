@@ -18,7 +18,8 @@ def run_catalog_job(settings: Settings, instance=None):
 def catalog_summary(settings: Settings, result, wall_s: float) -> str:
     from dagster import DagsterEventType
 
-    from lenslake.catalog.quality import latest
+    from lenslake import publish
+    from lenslake.catalog.quality import TABLE, latest
     from lenslake.delta import DeltaStore
     from lenslake.tables import catalogue
 
@@ -34,9 +35,9 @@ def catalog_summary(settings: Settings, result, wall_s: float) -> str:
     for event in result.all_events:
         if event.event_type == DagsterEventType.STEP_FAILURE:
             lines.append(f"  failed step {event.step_key}: {event.event_specific_data.error.message.strip().splitlines()[0]}")
-    if store.exists("catalog.quality_metrics"):
-        lines += ["", "quality, latest day (completeness / validity):"]
-        for subject, m in sorted(latest(store.read("catalog.quality_metrics")).items()):
+    if publish.published_version(store, TABLE) is not None:
+        lines += ["", f"quality, latest day (completeness / validity; {TABLE} v{publish.published_version(store, TABLE)}):"]
+        for subject, m in sorted(latest(publish.read_published(store, TABLE)).items()):
             lines.append(f"  {subject:<28} {m['completeness']:.3f} / {m['validity']:.3f}  ({m['metric_date']}, {m['rows']:,} rows)")
     return "\n".join(lines)
 

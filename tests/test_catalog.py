@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from lenslake import publish
 from lenslake.catalog import apply as A
 from lenslake.catalog import feeds as F
 from lenslake.contracts.reasons import REASONS
@@ -377,7 +378,9 @@ def test_quality_metrics_are_tracked_per_feed_and_table_per_day(world):
     from lenslake.catalog import quality
 
     root, store, manifest, _ = world
-    metrics = quality.measure(store, root, NOW)
+    measured = quality.measure(store, root, NOW)
+    metrics = measured.rows
+    assert measured.write is not None and measured.write.rows == metrics.num_rows
     rows = {(str(r["metric_date"]), r["subject"]): r for r in metrics.to_pylist()}
     assert {d for d, _ in rows} == set(DAYS)
     for day in DAYS:
@@ -393,7 +396,7 @@ def test_quality_metrics_are_tracked_per_feed_and_table_per_day(world):
     assert counts[0] == 400 and counts == sorted(counts) and counts[-1] == manifest["products_at_end"]
     assert quality.plot_png(metrics)[:8] == b"\x89PNG\r\n\x1a\n"
     version = store.version(quality.TABLE)
-    quality.measure(store, root, NOW + dt.timedelta(hours=1))
+    assert quality.measure(store, root, NOW + dt.timedelta(hours=1)).write is None
     assert store.version(quality.TABLE) == version  # remeasuring the same days changes nothing
 
 
@@ -410,13 +413,20 @@ def test_the_catalog_job_materializes_every_catalog_asset_with_blocking_checks_p
     result = run_catalog_job(settings, instance=dg.DagsterInstance.ephemeral())
     assert result.success
     checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert len(checks) == 6 and all(c.passed for c in checks)
+    # 6 referential checks, and the quality table's GX suite, contract schema and freshness
+    assert len(checks) == 9 and all(c.passed for c in checks)
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "catalog/quality_metrics" in materialized and "catalog/prices" in materialized and len(materialized) == 10
+    assert "gold/catalog_quality" in materialized and "catalog/prices" in materialized and len(materialized) == 10
     quality = next(e.materialization for e in result.get_asset_materialization_events()
-                   if e.asset_key.to_user_string() == "catalog/quality_metrics")
+                   if e.asset_key.to_user_string() == "gold/catalog_quality")
     assert "data:image/png;base64," in quality.metadata["plot"].value
     assert 0 < quality.metadata["validity/feed:prices"].value < 1
+    # published blue-green: readers see the checked version, every feed day × subject of it
+    store = DeltaStore(settings.tables_dir)
+    assert quality.metadata["published"].value is True
+    assert publish.published_version(settings, "gold.catalog_quality") == store.version("gold.catalog_quality")
+    published = publish.read_published(settings, "gold.catalog_quality")
+    assert published.num_rows == len(DAYS) * (len(F.KINDS) + 5)
     assert DeltaStore(settings.tables_dir).count("catalog.products") == world[2]["products_at_end"]
 
 

@@ -17,8 +17,8 @@ EXPECTED_ASSETS = {
     **{f"catalog/{t}": (["catalog/products"], "catalog")
        for t in ("eyewear_attributes", "media", "taxonomy_nodes", "product_relations", "prices", "inventory",
                  "feed_quarantine", "invalidations")},
-    "catalog/quality_metrics": (["catalog/eyewear_attributes", "catalog/feed_quarantine", "catalog/inventory",
-                                 "catalog/media", "catalog/prices", "catalog/products"], "catalog"),
+    "gold/catalog_quality": (["catalog/eyewear_attributes", "catalog/feed_quarantine", "catalog/inventory",
+                             "catalog/media", "catalog/prices", "catalog/products"], "catalog"),
     "privacy/user_keys": ([], "profiles"),
     "profiles/customers": (["privacy/user_keys"], "profiles"),
     "profiles/prescriptions": (["privacy/user_keys"], "profiles"),
@@ -43,6 +43,10 @@ EXPECTED_CHECKS = {
     "gold/daily_funnel:daily_funnel_contract_schema",
     "gold/daily_kpis:daily_kpis_freshness",
     "gold/daily_funnel:daily_funnel_freshness",
+    # the product database's quality metrics: a contracted gold table like the others
+    "gold/catalog_quality:gx_catalog_quality_suite",
+    "gold/catalog_quality:catalog_quality_contract_schema",
+    "gold/catalog_quality:catalog_quality_freshness",
     # referential integrity of the product database (blocking)
     "catalog/inventory:inventory_rows_have_a_product",
     "catalog/prices:price_rows_have_a_product",
@@ -62,9 +66,10 @@ EXPECTED_CHECKS = {
 }
 # Catalog feed days are applied in order on top of the previous day's state (type-2 prices, stock), one run applying
 # every pending day: not partitions that could run out of order.
-UNPARTITIONED = {"bronze/kafka_events"} | {k for k in EXPECTED_ASSETS if k.startswith(("catalog/", "profiles/", "privacy/", "vectors/"))}
+UNPARTITIONED = {"bronze/kafka_events", "gold/catalog_quality"} | {k for k in EXPECTED_ASSETS if k.startswith(("catalog/", "profiles/", "privacy/", "vectors/"))}
 # Freshness is a warning: a late table is still served, and nothing downstream waits for it.
-WARNINGS = {"gold/daily_kpis:daily_kpis_freshness", "gold/daily_funnel:daily_funnel_freshness"}
+WARNINGS = {"gold/daily_kpis:daily_kpis_freshness", "gold/daily_funnel:daily_funnel_freshness",
+            "gold/catalog_quality:catalog_quality_freshness"}
 
 
 def test_the_asset_graph_matches_its_snapshot():

@@ -4,13 +4,15 @@ One multi-asset applies every pending feed day in order (lenslake.catalog.apply)
 feed day is applied on top of the state the previous day left (type-2 prices, stock levels, survivorship against the
 stored rows), so days must not run out of order or in parallel; Delta application transactions make a rerun skip
 what each table already holds. Referential integrity gates it as blocking checks. The quality metrics are an asset
-of their own, downstream.
+of their own, downstream: gold.catalog_quality, a contracted and published gold table.
 """
 
 import base64
 
 import dagster as dg
 
+from expectations.contract_checks import contract_check_results, contract_check_specs
+from expectations.factory import gx_check_result, gx_check_spec, warm_up
 from lenslake.catalog.apply import apply_pending
 from lenslake.catalog.integrity import CHECKS, referential_checks
 from orchestration.resources import Lakehouse
@@ -77,25 +79,36 @@ def catalog_tables(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
         )
 
 
+QUALITY = "gold.catalog_quality"
+
+
 @dg.asset(
-    key=["catalog", "quality_metrics"],
+    key=key(QUALITY),
     deps=[key(t) for t in ("catalog.products", "catalog.eyewear_attributes", "catalog.media", "catalog.prices",
                            "catalog.inventory", "catalog.feed_quarantine")],
     kinds=KINDS,
     group_name="catalog",
     owners=["team:merchandising"],
-    description="Completeness and validity per feed and per table, per feed day (tracked over days).",
+    description="Completeness and validity per feed and per catalog table, per feed day, tracked over days: a "
+                "contracted gold table, published blue-green once its checks pass.",
+    check_specs=[gx_check_spec(QUALITY), *contract_check_specs(QUALITY)],
 )
-def catalog_quality_metrics(context: dg.AssetExecutionContext, lakehouse: Lakehouse) -> dg.MaterializeResult:
+def catalog_quality(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     from lenslake.catalog import quality
+    from lenslake.publish import publishing, read_published
 
+    warm_up()
     settings = lakehouse.settings()
     store = lakehouse.store()
-    metrics = quality.measure(store, settings.data_root, settings.now())
-    latest = quality.latest(metrics)
-    md = {"dagster/row_count": metrics.num_rows, "table_version": store.version(quality.TABLE)}
+    with publishing(store, [QUALITY], run_id=context.run_id) as cycle:
+        measured = quality.measure(store, settings.data_root, settings.now())
+        checks = [gx_check_result(QUALITY, measured.rows), *contract_check_results(QUALITY, store, settings)]
+        outcome = cycle.publish(QUALITY, measured.write, checks)
+    metrics = read_published(store, QUALITY) if outcome.published_version is not None else measured.rows
+    md = {"dagster/row_count": metrics.num_rows, "measured_rows": measured.rows.num_rows,
+          "changed_rows": measured.write.rows if measured.write else 0, **outcome.metadata}
     # Numeric metadata: the Dagster UI plots each of these across materializations.
-    for subject, m in sorted(latest.items()):
+    for subject, m in sorted(quality.latest(metrics).items()):
         md[f"completeness/{subject}"] = dg.MetadataValue.float(round(m["completeness"], 4))
         md[f"validity/{subject}"] = dg.MetadataValue.float(round(m["validity"], 4))
     if metrics.num_rows:
@@ -103,7 +116,7 @@ def catalog_quality_metrics(context: dg.AssetExecutionContext, lakehouse: Lakeho
         md["plot"] = dg.MetadataValue.md(f"![completeness and validity per day](data:image/png;base64,{png})")
         md["completeness_by_day"] = dg.MetadataValue.md(quality.markdown(metrics, "completeness"))
         md["validity_by_day"] = dg.MetadataValue.md(quality.markdown(metrics, "validity"))
-    return dg.MaterializeResult(metadata=md)
+    return dg.MaterializeResult(metadata=md, check_results=checks)
 
 
-catalog_assets = [catalog_tables, catalog_quality_metrics]
+catalog_assets = [catalog_tables, catalog_quality]

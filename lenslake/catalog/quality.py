@@ -1,4 +1,8 @@
-"""Data-quality metrics of the product database, per feed and per table, per feed day (``catalog.quality_metrics``).
+"""Data-quality metrics of the product database, per feed and per table, per feed day (``gold.catalog_quality``).
+
+A gold table with a data contract (lenslake/contracts/tables/gold.catalog_quality.yaml), published blue-green like
+every gold table: ``measure`` writes, the catalog job's asset checks the rows and publishes the version, and readers
+(``lenslake catalog quality``, ``lenslake sql``, dashboards) see the published one.
 
 Feeds (``feed:<kind>``), from the landing files and the quarantine:
 
@@ -16,21 +20,23 @@ later feed day), so that a run applying a week of feeds still measures every day
 * validity: the share of rows that pass referential integrity (a product for every row; for products, a taxonomy
   node for the category).
 
-Recomputing is idempotent: rows are merged by (metric_date, subject).
+Recomputing is idempotent: rows are merged by (metric_date, subject); a re-measure that changes no value writes
+nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
 from lenslake.catalog import feeds as F
-from lenslake.catalog.apply import app_id, day_version, upsert
-from lenslake.delta import DeltaStore
+from lenslake.catalog.apply import app_id, day_version, ensure_table, upsert
+from lenslake.delta import DeltaStore, WriteResult
 
-TABLE = "catalog.quality_metrics"
+TABLE = "gold.catalog_quality"
 MEASURED_TABLES = ("catalog.products", "catalog.eyewear_attributes", "catalog.prices", "catalog.inventory",
                    "catalog.media")
 PRODUCT_FIELDS = ("description", "category", "brand", "model_code")
@@ -129,14 +135,26 @@ def applied_days(store: DeltaStore, data_root: Path) -> list[str]:
     return [d for d in F.feed_days(data_root) if day_version(d) <= held]
 
 
-def measure(store: DeltaStore, data_root: Path, now: dt.datetime | None = None, days: list[str] | None = None) -> pa.Table:
-    """Metrics of every applied feed day (or ``days``), merged into catalog.quality_metrics; returns that table."""
+@dataclass(frozen=True)
+class Measurement:
+    rows: pa.Table  # every metric measured this time (what the checks validate)
+    write: WriteResult | None  # the commit that merged them; None: no value changed
+
+
+def measure(store: DeltaStore, data_root: Path, now: dt.datetime | None = None, days: list[str] | None = None) -> Measurement:
+    """Metrics of every applied feed day (or ``days``), merged into gold.catalog_quality (not published: the caller
+    checks and publishes, see ``lenslake.publish.publishing``)."""
+    from lenslake.tables import table_spec
+
     now = now or dt.datetime.now(dt.timezone.utc)
     rows = []
     for day in days or applied_days(store, data_root):
         rows += feed_metrics(store, data_root, day, now) + table_metrics(store, day, now)
-    upsert(store, TABLE, rows, kind=None, day=None, actor="quality", feed="lenslake.catalog.quality")
-    return store.read(TABLE)
+    ensure_table(store, TABLE)
+    merged = upsert(store, TABLE, rows, kind=None, day=None, actor="quality", feed="lenslake.catalog.quality")
+    written = merged.new + merged.changed
+    write = WriteResult(TABLE, written, merged.version, "MERGE") if written else None
+    return Measurement(pa.Table.from_pylist(rows, schema=table_spec(TABLE).arrow_schema), write)
 
 
 def markdown(metrics: pa.Table, value: str = "completeness") -> str:
