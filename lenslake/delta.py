@@ -27,6 +27,21 @@ class WriteResult:
     predicate: str | None = None
 
 
+def scan(dataset, columns: list[str] | None = None, filter=None) -> pa.Table:
+    """``dataset.to_table`` with a filter that also works on files delta-rs wrote with ``string_view`` columns
+    (its MERGE does): Arrow's pushed-down comparison of such a fragment against a ``string`` literal has no kernel
+    ("no kernel matching input types (string, string_view)", deltalake 1.6.6, pyarrow 26). Such a scan reads the
+    whole table and filters it in memory, where every column has the table's type."""
+    try:
+        return dataset.to_table(columns=columns, filter=filter)
+    except pa.ArrowNotImplementedError:
+        if filter is None:
+            raise
+    table = dataset.to_table()
+    table = table.filter(filter)
+    return table.select(columns) if columns is not None else table
+
+
 def _literal(value) -> str:
     if isinstance(value, (dt.date, dt.datetime)):
         value = value.isoformat()
@@ -241,7 +256,7 @@ class DeltaStore:
             return schema.empty_table().select(columns) if columns else schema.empty_table()
         stored = set(self.columns(name))
         wanted = columns or spec.column_names + sorted(stored - set(spec.column_names))
-        table = self._table(name).to_pyarrow_dataset().to_table(columns=[c for c in wanted if c in stored], filter=filter)
+        table = scan(self._table(name).to_pyarrow_dataset(), [c for c in wanted if c in stored], filter)
         types = {f.name: f.type for f in spec.arrow_schema}
         for i, column in enumerate(wanted):
             if column not in stored:

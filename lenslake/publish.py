@@ -46,7 +46,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lenslake.delta import DeltaStore, WriteResult
+from lenslake.delta import DeltaStore, WriteResult, scan
 from lenslake.settings import Settings
 from lenslake.tables import catalogue
 
@@ -415,7 +415,7 @@ def published_dataset(source, table: str):
 
 def read_published(source, table: str, columns: list[str] | None = None, filter=None):
     """The published version of a gold table as Arrow: what services and analysts read."""
-    return published_dataset(source, table).to_table(columns=columns, filter=filter)
+    return scan(published_dataset(source, table), columns, filter)
 
 
 def register_duckdb(con, source, tables: Iterable[str] | None = None) -> dict[str, int]:

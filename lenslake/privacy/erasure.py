@@ -145,11 +145,7 @@ def _merge_delete(store: DeltaStore, name: str, column: str, values) -> int:
 def _rows_with(store: DeltaStore, name: str, column: str, values) -> int:
     if not values or not store.exists(name) or column not in store.columns(name):
         return 0
-    # Filtered in memory: a pushed-down filter fails on files whose strings delta-rs wrote as string_view
-    # ("no kernel matching input types (string, string_view)"), which merges produce.
-    stored = store.read(name, columns=[column]).column(0)
-    matches = pc.is_in(stored.cast(pa.string()), value_set=pa.array(sorted(values), pa.string()))
-    return int(pc.sum(matches.cast(pa.int64())).as_py() or 0)
+    return store.read(name, columns=[column], filter=pc.field(column).isin(sorted(values))).num_rows
 
 
 def _linked_tokens(store: DeltaStore, tokens: list[str]) -> dict[str, set[str]]:
@@ -161,8 +157,7 @@ def _linked_tokens(store: DeltaStore, tokens: list[str]) -> dict[str, set[str]]:
         cols = [c for c in LINKED_TOKEN_COLUMNS if c in store.columns(name)]
         if not cols:
             continue
-        rows = store.read(name, columns=[spec.user_key, *cols])  # filtered in memory (see _rows_with)
-        rows = rows.filter(pc.is_in(rows.column(0).cast(pa.string()), value_set=pa.array(tokens, pa.string())))
+        rows = store.read(name, columns=[spec.user_key, *cols], filter=pc.field(spec.user_key).isin(tokens))
         for c in cols:
             linked[c] |= {v for v in rows.column(c).to_pylist() if v}
     return linked
