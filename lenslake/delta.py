@@ -42,6 +42,21 @@ def scan(dataset, columns: list[str] | None = None, filter=None) -> pa.Table:
     return table.select(columns) if columns is not None else table
 
 
+def has_view_columns(dataset) -> bool:
+    """Whether a data file stores a column as ``string_view``/``binary_view`` (see ``scan``); reads file footers only."""
+    return any(pa.types.is_string_view(f.type) or pa.types.is_binary_view(f.type)
+               for fragment in dataset.get_fragments() for f in fragment.physical_schema)
+
+
+def register_in_duckdb(con, name: str, dataset) -> None:
+    """Register a Delta snapshot's Arrow dataset in DuckDB. DuckDB pushes a query's string filters into the Arrow
+    scan, which fails on view-typed files (see ``scan``); for such a dataset the connection stops pushing filters
+    down (every row is read and filtered in DuckDB, which is correct on every file)."""
+    if has_view_columns(dataset):
+        con.execute("SET disabled_optimizers = 'filter_pushdown'")
+    con.register(name, dataset)
+
+
 def _literal(value) -> str:
     if isinstance(value, (dt.date, dt.datetime)):
         value = value.isoformat()

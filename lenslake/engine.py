@@ -161,12 +161,14 @@ class DuckDBEngine(Engine):
     def read_delta(self, path, schema, where=None, defaults=None):
         from deltalake import DeltaTable
 
+        from lenslake.delta import register_in_duckdb
+
         if not (Path(path) / "_delta_log").exists():
             return self.from_arrow(schema.empty_table())
         table = DeltaTable(str(path))
         stored = set(pa.schema(table.schema().to_arrow()).names)
         name = f"d_{next(_counter)}"
-        self.con.register(name, table.to_pyarrow_dataset())
+        register_in_duckdb(self.con, name, table.to_pyarrow_dataset())
         self._objects.append(("ARROW", name))
         columns = []
         for f in schema:

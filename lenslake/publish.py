@@ -46,7 +46,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lenslake.delta import DeltaStore, WriteResult, scan
+from lenslake.delta import DeltaStore, WriteResult, register_in_duckdb, scan
 from lenslake.settings import Settings
 from lenslake.tables import catalogue
 
@@ -428,7 +428,7 @@ def register_duckdb(con, source, tables: Iterable[str] | None = None) -> dict[st
             continue
         layer, name = table.split(".", 1)
         hidden = f"_published_{layer}_{name}"
-        con.register(hidden, published_dataset(source, table))
+        register_in_duckdb(con, hidden, published_dataset(source, table))
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
         con.execute(f"CREATE OR REPLACE VIEW {layer}.{name} AS SELECT * FROM {hidden}")
         pinned[table] = version

@@ -87,6 +87,21 @@ def test_filtered_reads_work_on_files_a_merge_wrote_as_string_view(store):
     assert store.read("silver.bot_events", filter=pc.field("event_id") == f"{D1}-4").num_rows == 1
 
 
+def test_sql_with_a_string_filter_works_on_a_merged_table(tmp_path):
+    """`lenslake sql` (DuckDB over the Arrow dataset) on a table a merge rewrote: DuckDB would push the string filter
+    into the Arrow scan, which has no kernel for the string_view files."""
+    from lenslake.privacy.access import sql
+    from lenslake.settings import get_settings
+
+    settings = get_settings(data_root=tmp_path / "lake")
+    store = DeltaStore(settings.tables_dir)
+    store.append("silver.bot_events", bots(D1, 3))
+    store.merge("silver.bot_events", bots(D1, 5).slice(2))
+    rows = sql(settings, "data_engineer",
+               f"SELECT event_id FROM silver.bot_events WHERE event_id IN ('{D1}-1', '{D1}-4') ORDER BY event_id")
+    assert rows.column(0).to_pylist() == [f"{D1}-1", f"{D1}-4"]
+
+
 def test_writes_are_cast_to_the_declared_schema(store):
     loose = bots(D1, 2).set_column(0, "event_id", pa.array(["x", "y"], pa.large_string()))
     store.append("silver.bot_events", loose)

@@ -130,7 +130,7 @@ def connect(settings: Settings, role: str, tables: list[str] | None = None):
     from deltalake import DeltaTable
 
     from lenslake import publish
-    from lenslake.delta import DeltaStore
+    from lenslake.delta import DeltaStore, register_in_duckdb
 
     policy = Policy.load(settings)
     policy.role(role)
@@ -155,7 +155,7 @@ def connect(settings: Settings, role: str, tables: list[str] | None = None):
             select.append(_quote(c) if treatment == "allow"
                           else f"CASE WHEN {_quote(c)} IS NULL THEN NULL ELSE '{MASK}' END AS {_quote(c)}")
         hidden = f"_src_{spec.layer}_{spec.table}"
-        con.register(hidden, dataset)
+        register_in_duckdb(con, hidden, dataset)
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {spec.layer}")
         con.execute(f"CREATE OR REPLACE VIEW {spec.layer}.{spec.table} AS SELECT {', '.join(select)} FROM {hidden}")
         exposed[name] = columns
