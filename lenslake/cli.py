@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from lenslake.cli_api import api as api_command
 from lenslake.cli_catalog import app as catalog_app
 from lenslake.cli_contract import app as contract_app
 from lenslake.cli_kafka import app as kafka_app
@@ -32,6 +33,7 @@ app.add_typer(vectors_app, name="vectors")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(privacy_app, name="privacy")
 app.command("sql")(sql_command)
+app.command("api")(api_command)
 app.add_typer(profiles_app, name="profiles")
 
 

@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     )
     access_policy_file: Path | None = Field(None, description="Role × table × column access policy (default: "
                                                               "lenslake/privacy/policy.yaml).")
+    # The read API (lenslake.api, `lenslake api`).
+    api_keys: SecretStr | None = Field(
+        None, description="Production API keys as 'name:role:key[,name:role:key…]' (role: one of the access policy's "
+                          "roles); default: a dev key file with one generated key per role under the data root."
+    )
+    api_key_file: Path | None = Field(None, description="Dev API key file (default: <data_root>/keys/api-keys.json, "
+                                                        "never committed).")
 
     def now(self) -> dt.datetime:
         """The platform's 'now': ``as_of`` when set, else the clock; always timezone-aware UTC."""

@@ -78,3 +78,33 @@ def broker():
 
     with local_broker() as bootstrap:
         yield bootstrap
+
+
+ACCESS_NOW = dt.datetime(2026, 11, 17, 6, tzinfo=dt.timezone.utc)
+CATALOG_DAYS = ("2026-11-15", "2026-11-16")
+
+
+@pytest.fixture(scope="session")
+def policy_lake(tmp_path_factory):
+    """One small lake for the access-policy tests (`lenslake sql` and the API): a day of events through the Dagster
+    events job (bronze, silver, published gold) and the first of two catalog feed days applied (the second is left
+    for tests that change a price: `apply_pending(..., days=[CATALOG_DAYS[1]])`)."""
+    import numpy as np
+
+    from lenslake.catalog.apply import apply_pending
+    from lenslake.delta import DeltaStore
+    from lenslake.settings import get_settings
+    from lenslake.synth.catalog import build_catalog
+    from lenslake.synth.feeds import write_catalog_feeds
+    from orchestration.runner import dagster_instance, run_events_job
+    from tests.test_silver_gold import land
+
+    root = tmp_path_factory.mktemp("access") / "lake"
+    settings = get_settings(data_root=root, engine="duckdb", as_of=ACCESS_NOW)
+    land(settings, "2026-11-16", [make_event("page_view"), make_event("purchase"), make_event("login"),
+                                  '{"broken json', {"schema": "page_view"}])
+    assert run_events_job(settings, instance=dagster_instance(settings)).success
+    write_catalog_feeds(root, np.random.default_rng(7), build_catalog(np.random.default_rng(7), 60),
+                        [dt.date.fromisoformat(d) for d in CATALOG_DAYS], seed=7)
+    apply_pending(DeltaStore(settings.tables_dir), root, ACCESS_NOW, days=[CATALOG_DAYS[0]])
+    return settings

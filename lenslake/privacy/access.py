@@ -10,6 +10,7 @@ appended to the access log, allowed or denied.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import fnmatch
 import getpass
 import hashlib
@@ -27,6 +28,22 @@ MASK = "***"
 
 class AccessDenied(Exception):
     """A read the policy refuses; the message is one line for a person."""
+
+
+class UnknownTable(AccessDenied):
+    """The name is no table of the catalogue (the API answers 404)."""
+
+
+class TableDenied(AccessDenied):
+    """The role may not read the table (403)."""
+
+
+class NotReadable(AccessDenied):
+    """The table has no readable version yet: not written, or nothing published (404)."""
+
+
+class BadRead(AccessDenied):
+    """A read request the policy allows but that cannot be answered as asked (unknown column, bad value: 400)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +117,8 @@ def _referenced_tables(query: str) -> list[str]:
     return sorted(names)
 
 
-def _log(settings: Settings, role: str, entry_point: str, reads: list[tuple[str, dict, str]], query: str) -> None:
+def _log(settings: Settings, role: str, entry_point: str, reads: list[tuple[str, dict, str]], query: str,
+         principal: str | None = None) -> None:
     """Append one access-log row per PII-bearing table read (allowed or denied)."""
     from lenslake.delta import DeltaStore
     from lenslake.privacy.governance import SQL_ACCESS_LOG
@@ -108,7 +126,7 @@ def _log(settings: Settings, role: str, entry_point: str, reads: list[tuple[str,
     if not reads:
         return
     now = dt.datetime.now(dt.timezone.utc)
-    principal = getpass.getuser()
+    principal = principal or getpass.getuser()
     digest = hashlib.sha256(query.encode()).hexdigest()
     rows = [{"logged_at": now, "role": role, "principal": principal, "entry_point": entry_point, "table_name": table,
              "columns": ",".join(f"{c}:{t}" for c, t in columns.items() if t != "deny") or None,
@@ -117,7 +135,13 @@ def _log(settings: Settings, role: str, entry_point: str, reads: list[tuple[str,
     store = DeltaStore(settings.tables_dir)
     # Not privacy.access_log: that one logs the decrypting accessor's reads of one subject's fields (user_token
     # required); this logs table reads, which name no subject.
-    store.append(SQL_ACCESS_LOG, pa.Table.from_pylist(rows))
+    # One appender at a time (the API's threads, `lenslake sql` processes): concurrent appends to one Delta table run
+    # out of delta-rs's commit retries ("Failed to commit transaction: 15", seen with 24 concurrent API reads).
+    lock = settings.tables_dir / "_locks" / f"{SQL_ACCESS_LOG}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        store.append(SQL_ACCESS_LOG, pa.Table.from_pylist(rows))
 
 
 def _quote(name: str) -> str:
@@ -164,25 +188,36 @@ def connect(settings: Settings, role: str, tables: list[str] | None = None):
     return con, exposed
 
 
-def sql(settings: Settings, role: str, query: str, *, entry_point: str = "sql") -> pa.Table:
-    """Run an analyst query as ``role``: denied tables refused (and the refusal logged when PII-bearing), masked and
-    denied columns applied, every PII-bearing table read logged."""
+def open_tables(settings: Settings, role: str, tables: list[str], *, entry_point: str, query: str,
+                principal: str | None = None):
+    """The one gate of every entry point (``lenslake sql``, the API): unknown tables and denied tables refused (a
+    denied PII-bearing table logged), then ``connect`` with only ``tables``, and every PII-bearing read logged.
+    Returns ``connect``'s (connection, exposed); the caller closes the connection."""
     policy = Policy.load(settings)
     policy.role(role)
     specs = catalogue()
-    referenced = _referenced_tables(query)
-    unknown = [t for t in referenced if t not in specs]
+    unknown = [t for t in tables if t not in specs]
     if unknown:
-        raise AccessDenied(f"unknown table {unknown[0]!r}: name tables as <layer>.<table>, e.g. gold.daily_kpis")
-    denied = [t for t in referenced if policy.table(role, t) != "allow"]
+        raise UnknownTable(f"unknown table {unknown[0]!r}: name tables as <layer>.<table>, e.g. gold.daily_kpis")
+    denied = [t for t in tables if policy.table(role, t) != "allow"]
     if denied:
-        _log(settings, role, entry_point, [(t, {}, "denied") for t in denied if pii_bearing(specs[t])], query)
-        raise AccessDenied(f"role {role} may not read {', '.join(denied)}")
-    con, exposed = connect(settings, role, referenced)
-    missing = [t for t in referenced if t not in exposed]
+        _log(settings, role, entry_point, [(t, {}, "denied") for t in denied if pii_bearing(specs[t])], query,
+             principal)
+        raise TableDenied(f"role {role} may not read {', '.join(denied)}")
+    con, exposed = connect(settings, role, tables)
+    missing = [t for t in tables if t not in exposed]
     if missing:
-        raise AccessDenied(f"{missing[0]} has no readable version yet (not written, or nothing published)")
-    _log(settings, role, entry_point, [(t, exposed[t], "allowed") for t in referenced if pii_bearing(specs[t])], query)
+        con.close()
+        raise NotReadable(f"{missing[0]} has no readable version yet (not written, or nothing published)")
+    _log(settings, role, entry_point, [(t, exposed[t], "allowed") for t in tables if pii_bearing(specs[t])], query,
+         principal)
+    return con, exposed
+
+
+def sql(settings: Settings, role: str, query: str, *, entry_point: str = "sql") -> pa.Table:
+    """Run an analyst query as ``role``: denied tables refused (and the refusal logged when PII-bearing), masked and
+    denied columns applied, every PII-bearing table read logged."""
+    con, _ = open_tables(settings, role, _referenced_tables(query), entry_point=entry_point, query=query)
     try:
         return con.sql(query).to_arrow_table()
     except Exception as e:  # noqa: BLE001  (DuckDB's own errors: a denied column reads as "not found")
@@ -191,7 +226,42 @@ def sql(settings: Settings, role: str, query: str, *, entry_point: str = "sql") 
         con.close()
 
 
-def read_table(settings: Settings, role: str, table: str, columns: list[str] | None = None) -> pa.Table:
-    """The API's read of one table under the policy (same views, same log)."""
-    cols = ", ".join(_quote(c) for c in columns) if columns else "*"
-    return sql(settings, role, f"SELECT {cols} FROM {table}", entry_point="api")
+FILTERABLE = ("VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DATE",
+              "TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
+
+
+def read_rows(settings: Settings, role: str, table: str, *, filters=None, limit: int = 100,
+              offset: int = 0, entry_point: str = "api", principal: str | None = None) -> tuple[pa.Table, dict]:
+    """One table's rows as ``role`` sees them (the API's read): the same gate and views as ``sql`` (``open_tables``),
+    rows where each column of ``filters`` (a dict, or (column, value) pairs) equals its value (a string, cast to the
+    column's type), ``limit`` rows from ``offset`` in key order. Filters name readable columns only; a masked column
+    cannot be filtered on (its values are all '***'). Returns the rows and the columns exposed with their treatment."""
+    pairs = list((filters or {}).items()) if isinstance(filters, dict) or filters is None else list(filters)
+    query = f"read {table} where {sorted(pairs)} limit {limit} offset {offset}"
+    con, exposed = open_tables(settings, role, [table], entry_point=entry_point, query=query, principal=principal)
+    try:
+        layer, name = table.split(".", 1)
+        view = f"{layer}.{name}"
+        types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {view})").fetchall())
+        where, params = [], []
+        for column, value in pairs:
+            if column not in types:
+                raise BadRead(f"{table} has no column {column[:60]!r} readable by role {role}")
+            if exposed[table].get(column) == "mask":
+                raise BadRead(f"{table}.{column} is masked for role {role}: it cannot be filtered on")
+            if types[column] not in FILTERABLE and not types[column].startswith("DECIMAL("):
+                raise BadRead(f"{table}.{column} ({types[column]}) cannot be filtered on")
+            if con.execute(f"SELECT TRY_CAST(? AS {types[column]}) IS NULL", [value]).fetchall()[0][0]:
+                raise BadRead(f"{table}.{column}: {value[:40]!r} is not a {types[column].lower()}")
+            if sum(c == column for c, _ in pairs) > 1:
+                raise BadRead(f"{table}.{column} is filtered on twice")
+            where.append(f"{_quote(column)} = CAST(? AS {types[column]})")
+            params.append(value)
+        key = [c for c in catalogue()[table].key if c in types and exposed[table].get(c) == "allow"]
+        statement = (f"SELECT * FROM {view}" + (f" WHERE {' AND '.join(where)}" if where else "")
+                     + (f" ORDER BY {', '.join(_quote(c) for c in key)}" if key else "")
+                     + f" LIMIT {int(limit)} OFFSET {int(offset)}")
+        rows = con.sql(statement, params=params).to_arrow_table()
+    finally:
+        con.close()
+    return rows, {c: t for c, t in exposed[table].items() if t != "deny" and c in types}
