@@ -1,4 +1,4 @@
-"""`lenslake vectors …`: the LanceDB vector tables: status, publish tags, rollback, pins and cleanup."""
+"""`lenslake vectors …`: the LanceDB vector tables: status, publish tags, rollback, pins, cleanup and A/B routes."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ import typer
 
 from lenslake.settings import get_settings
 
-app = typer.Typer(help="Vector tables (LanceDB): status, tags, rollback, cleanup.", no_args_is_help=True)
+app = typer.Typer(help="Vector tables (LanceDB): status, tags, rollback, cleanup, A/B routes.", no_args_is_help=True)
 
 TABLE_HELP = "vector table (product_embeddings, content_embeddings, user_embeddings)"
 
 
 def _store(table: str, must_exist: bool = True):
-    from lenslake.vectors.store import VectorStore
+    from lenslake.vectors.store import TABLE_KEYS, VectorStore
 
-    key = {"user_embeddings": "user_id", "content_embeddings": "content_id"}.get(table, "sku")
-    store = VectorStore.from_settings(get_settings(), table, key)
+    store = VectorStore.from_settings(get_settings(), table, TABLE_KEYS.get(table, "sku"))
     if must_exist and not store.exists():
         typer.echo(f"error: no vector table {table!r} under {store.directory}", err=True)
         raise typer.Exit(1)
@@ -96,12 +95,31 @@ def cleanup_command(
     keep: int | None = typer.Option(None, help="publish tags to keep (default: settings)"),
     grace_minutes: int | None = typer.Option(None, help="never remove versions younger than this (default: settings)"),
 ):
-    """Keep the newest publish tags and every pinned one; remove the other tags and the versions older than them."""
+    """Keep the newest publish tags of each model version and every pinned one; remove the other tags, and every
+    untagged version older than the grace period."""
     settings = get_settings()
     store = _store(table)
     report = store.cleanup(keep_last=settings.vectors_keep_publishes if keep is None else keep,
                            grace=dt.timedelta(minutes=settings.vectors_cleanup_grace_minutes if grace_minutes is None
                                               else grace_minutes))
     typer.echo(f"{table}: versions {report.versions_before} → {report.versions_after}; "
-               f"tags deleted: {', '.join(report.tags_deleted) or 'none'}; kept: {', '.join(report.tags_kept) or 'none'}"
-               + (f"; history held back by {report.held_by}" if report.held_by else ""))
+               f"tags deleted: {', '.join(report.tags_deleted) or 'none'}; kept: {', '.join(report.tags_kept) or 'none'}")
+
+
+@app.command("route")
+def route_command(
+    experiment: str = typer.Option(..., help="an experiment of the routing file"),
+    subject: list[str] = typer.Option(..., help="a user token or session id (repeatable)"),
+):
+    """Which variant each subject sees in an experiment, and the vectors it reads (table, model version, tag)."""
+    from lenslake.vectors.routing import Router
+
+    router = Router(get_settings())
+    for s in subject:
+        try:
+            r = router.route(experiment, s)
+        except (KeyError, LookupError) as e:
+            typer.echo(f"error: {e.args[0]}", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{s}: variant {r.variant} (bucket {r.bucket}) → {r.table} {r.model_version} at {r.tag} "
+                   f"(v{r.table_version})")

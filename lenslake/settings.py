@@ -81,6 +81,8 @@ class Settings(BaseSettings):
         "", description="Comma-separated further model versions kept live beside the published one (A/B), "
                         "e.g. 'minilm-l6-v2@fp32'."
     )
+    embedding_routing_file: Path | None = Field(None, description="Experiments routing subjects to vector model "
+                                                              "versions (default: lenslake/vectors/routing.yaml).")
     embedding_batch_size: int = Field(32, description="Texts per encode batch (sentence-transformers' default).")
     embedding_max_seq_length: int = Field(64, description="Token limit of the embedded text (the model slows past ~64).")
     vectors_index_min_rows: int = Field(5000, description="Build the ANN index once a vector table holds this many rows.")

@@ -28,6 +28,7 @@ EXPECTED_ASSETS = {
     "privacy/current_consent": (["privacy/consent_ledger"], "profiles"),
     "profiles/behaviour": (["profiles/customers", "silver/events"], "profiles"),
     "vectors/product_embeddings": (["catalog/eyewear_attributes", "catalog/products"], "vectors"),
+    "vectors/content_embeddings": (["catalog/products", "silver/events"], "vectors"),
     "vectors/user_embeddings": (["silver/events", "vectors/product_embeddings"], "vectors"),
     "vectors/product_segments": (["vectors/product_embeddings"], "vectors"),
 }
@@ -60,6 +61,9 @@ EXPECTED_CHECKS = {
     # the product vectors are valid and in step with the product master (blocking)
     *{f"vectors/product_embeddings:embedding_{c}"
       for c in ("dimension", "finite", "unit_norm", "unique_ids", "consistent_with_catalog")},
+    # content vectors (descriptions, search queries) are valid and in step with their sources (blocking)
+    *{f"vectors/content_embeddings:content_embedding_{c}"
+      for c in ("dimension", "finite", "unit_norm", "unique_ids", "consistent_with_sources")},
     # user vectors are valid and exist only for users with personalization consent (blocking)
     *{f"vectors/user_embeddings:user_embedding_{c}" for c in ("dimension", "finite", "unit_norm")},
     "vectors/user_embeddings:no_vector_without_consent",
@@ -102,6 +106,9 @@ def test_job_schedule_and_sensor_are_defined():
     assert defs.resolve_sensor_def("kafka_lag_sensor").job_name == "kafka_ingest_job"
     assert defs.resolve_sensor_def("catalog_change_sensor").job_name == "vectors_job"
     assert defs.resolve_sensor_def("user_vectors_sensor").job_name == "user_vectors_job"
+    assert defs.resolve_sensor_def("content_vectors_sensor").job_name == "content_vectors_job"
+    assert {k.to_user_string() for k in defs.resolve_job_def("content_vectors_job").asset_layer.selected_asset_keys} \
+        == {"vectors/content_embeddings"}
     assert {k.to_user_string() for k in defs.resolve_job_def("user_vectors_job").asset_layer.selected_asset_keys} \
         == {"vectors/user_embeddings", "vectors/product_segments"}
     daily = defs.resolve_job_def("daily_events_job")

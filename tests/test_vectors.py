@@ -195,22 +195,42 @@ def test_cleanup_keeps_the_last_publishes_and_pinned_tags(catalog, encoder, stor
         tags.append(store.publish(FP32))
     store.pin(tags[1])
     pinned_rows = store.rows(FP32, ["sku", "source_hash"], tag=tags[1]).to_pylist()
-    first_version = store.table.list_versions()[0]["version"]
+    version_of = {t.name: t.version for t in store.tags()}
+    before = [v["version"] for v in store.table.list_versions()]
 
     report = store.cleanup(keep_last=1, grace=dt.timedelta(0))
     assert {t.name for t in store.tags()} == {tags[1], "pin-" + tags[1], tags[3]}
-    assert set(report.tags_deleted) == {tags[0], tags[2]} and report.held_by == tags[1]
-    # the versions older than the oldest kept tag are gone (one written within milliseconds of it may stay);
-    # the pinned publish can still be read and restored
+    assert set(report.tags_deleted) == {tags[0], tags[2]}
+    # every version beyond the policy is gone, the pinned one (older than the kept publish) included in what stays:
+    # exactly the tagged versions and the latest remain
     kept = [v["version"] for v in store.table.list_versions()]
-    assert first_version not in kept and min(kept) >= store.table.tags.get_version(tags[1]) - 1
+    assert kept == report.versions_kept == sorted({version_of[tags[1]], version_of[tags[3]], store.table.version})
+    assert len(before) > len(kept) + 2 and not store.table.branches.list()  # no hold branch left behind
+    # the pinned publish can still be read and restored
     assert store.rows(FP32, ["sku", "source_hash"], tag=tags[1]).to_pylist() == pinned_rows
     store.rollback(tags[1])
     assert store.rows(FP32, ["sku", "source_hash"]).to_pylist() == pinned_rows
 
     store.unpin(tags[1])
     report = store.cleanup(keep_last=1, grace=dt.timedelta(0))
-    assert tags[1] in report.tags_deleted and report.versions_after < len(kept)
+    assert tags[1] in report.tags_deleted and version_of[tags[1]] not in report.versions_kept
+    with pytest.raises(ValueError):
+        store.cleanup(keep_last=0)
+
+
+def test_a_prune_interrupted_after_taking_the_tags_off_puts_them_back(store):
+    from lenslake.vectors.store import HOLD_PREFIX, prune
+
+    store.upsert(_good_rows(3))
+    tag = store.publish(FP32)
+    store.delete_keys(FP32, ["SKU0"])
+    table = store.table
+    # what a crash between the two steps of a prune leaves: the tag's version held by a branch, the tag gone
+    table.branches.create(HOLD_PREFIX + tag, from_version=table.tags.get_version(tag))
+    table.tags.delete(tag)
+    prune(table, dt.timedelta(0))
+    assert [t.name for t in store.tags()] == [tag] and not table.branches.list()
+    assert store.rows(FP32, ["sku"], tag=tag).num_rows == 3
 
 
 # --- search, two live model versions -----------------------------------------------------------------------------
@@ -336,3 +356,96 @@ def test_the_cli_rolls_back_to_a_tag_and_reports_status(tmp_path):
     assert out.returncode == 1 and "no tag 'nope'" in out.stderr and tag in out.stderr and "Traceback" not in out.stderr
     out = cli("status")
     assert out.returncode == 0 and "minilm-l6-v2@fp32" in out.stdout and f"published: {tag}.rollback-" in out.stdout
+
+
+# --- content texts and their consistency check; A/B assignment ---------------------------------------------------
+
+def test_content_texts_are_cut_short_at_a_sentence_and_ids_follow_the_text():
+    import polars as pl
+
+    from lenslake.vectors.content import (
+        MAX_WORDS,
+        check_content_consistency,
+        content_rows,
+        short_text,
+    )
+    from lenslake.vectors.encoder import source_hash
+
+    long = "Round acetate frame.  " + " ".join(["Handmade in Italy with care."] * 12)
+    cut = short_text(long)
+    assert len(cut.split()) <= MAX_WORDS and cut.endswith("care.") and "  " not in cut
+    assert short_text("  wide   fit\n aviators ") == "wide fit aviators"
+
+    texts = ["round frames", "blue light glasses"]
+    sources = pl.DataFrame({"content_id": [f"query:{source_hash(t)}" for t in texts], "kind": ["query"] * 2,
+                            "text": texts, "uses": [3, 1], "source_hash": [source_hash(t) for t in texts]})
+    rows = content_rows(sources, normalize(np.random.default_rng(0).standard_normal((2, DIMENSION))), FP32, NOW)
+    assert rows.column("id").to_pylist()[0] == f"query:{source_hash('round frames')}|{FP32}"
+    assert check_content_consistency(rows, sources, [FP32])[0]
+    recounted = sources.with_columns(pl.Series("uses", [4, 1]))
+    passed, meta = check_content_consistency(rows, recounted, [FP32])
+    assert not passed and meta[FP32]["stale_uses"] == 1
+    passed, meta = check_content_consistency(rows.slice(0, 1), sources, [FP32])
+    assert not passed and meta[FP32]["missing"] == 1
+    passed, meta = check_content_consistency(rows, sources.slice(0, 1), [FP32])
+    assert not passed and meta[FP32]["orphaned"] == 1
+    forged = rows.set_column(0, "id", pa.array(["x|" + FP32, rows.column("id")[1].as_py()]))
+    assert check_content_consistency(forged, sources, [FP32])[1][FP32]["ids_not_deterministic"] == 1
+
+
+def test_ab_assignment_is_stable_and_a_weight_change_moves_only_boundary_subjects():
+    from lenslake.vectors.routing import assign, bucket, load_routing, parse_routing
+
+    def experiment(a, b, salt="s-1"):
+        return parse_routing({"experiments": {"e": {"salt": salt, "variants": [
+            {"name": "a", "model_version": "minilm-l6-v2@bf16", "weight": a},
+            {"name": "b", "model_version": FP32, "weight": b}]}}})["e"]
+
+    subjects = [f"u{i}" for i in range(10_000)]
+    half, more_a = experiment(50, 50), experiment(60, 40)
+    first = [assign(half, s)[0].name for s in subjects]
+    assert first == [assign(half, s)[0].name for s in subjects] and bucket("s-1", "u1") == bucket("s-1", "u1")
+    assert 0.48 < first.count("b") / len(subjects) < 0.52
+    moved = [(x, assign(more_a, s)[0].name) for x, s in zip(first, subjects) if assign(more_a, s)[0].name != x]
+    assert moved and all(m == ("b", "a") for m in moved)  # only b → a, about 10 % of everyone
+    assert 0.08 < len(moved) / len(subjects) < 0.12
+    reshuffled = [assign(experiment(50, 50, "s-2"), s)[0].name for s in subjects]
+    assert 0.4 < sum(x != y for x, y in zip(first, reshuffled)) / len(subjects) < 0.6  # a new salt: a new draw
+    assert {assign(experiment(100, 0), s)[0].name for s in subjects[:500]} == {"a"}
+    for bad in ({"table": "nope"}, {"variants": [{"name": "a", "model_version": FP32, "weight": -1}]},
+                {"variants": [{"name": "a", "model_version": FP32, "weight": 0}]},
+                {"variants": [{"name": "a", "model_version": FP32, "weight": 1}] * 2},
+                {"variants": [{"name": "a", "model_version": "minilm-l6-v2@fp8", "weight": 1}]}):
+        with pytest.raises(ValueError):
+            parse_routing({"experiments": {"e": {"variants": [{"name": "a", "model_version": FP32, "weight": 1}],
+                                                 **bad}}})
+    assert "similar_items_precision" in load_routing()  # the shipped routing file parses
+
+
+def test_erasing_rows_rewrites_their_fragment_and_rebuilds_indexes_that_held_them(tmp_path):
+    from lenslake.vectors.store import erase_rows
+
+    store = VectorStore(tmp_path / "vectors", "user_embeddings", "user_token", index_min_rows=300)
+    tokens = [f"t1_{i:026d}" for i in range(600)]
+    vectors = normalize(np.random.default_rng(2).standard_normal((600, DIMENSION)))
+    for part in (slice(0, 400), slice(400, 600)):  # two fragments
+        store.upsert(vector_rows(tokens[part], vectors[part], ["h"] * (part.stop - part.start),
+                                 "minilm-l6-v2@bf16", NOW, key="user_token"))
+    store.ensure_index(force=True)
+    store.table.create_scalar_index("user_token", index_type="BTREE")  # an index that holds the tokens themselves
+    tag = store.publish("minilm-l6-v2@bf16")
+    folder = tmp_path / "vectors" / "user_embeddings.lance"
+    needles = [tokens[450].encode(), vectors[450].astype("<f4").tobytes()]
+    assert any("_indices" in f for f in _files(folder, needles)) and any("data" in f for f in _files(folder, needles))
+
+    out = erase_rows(store.table, "user_token", [tokens[450]], folder)
+    assert _files(folder, needles) == [] and out["rows_removed"] == 1 and out["tags_repointed"] == [tag]
+    assert store.count() == 599 and {ix.columns[0] for ix in store.table.list_indices()} == \
+        {"vector", "user_token", "model_version"}
+    assert store.search(vectors[3], k=1).to_pylist()[0]["user_token"] == tokens[3]
+    assert erase_rows(store.table, "user_token", [tokens[450]], folder) is None  # nothing left to erase
+
+
+def _files(folder, needles) -> list[str]:
+    return [str(p.relative_to(folder)) for p in sorted(folder.rglob("*"))
+            if p.is_file() and any(n in p.read_bytes() for n in needles)]

@@ -122,3 +122,70 @@ def test_the_catalog_change_sensor_asks_once_per_products_version(lake):
         assert all(isinstance(r, dg.SkipReason) for r in sensor(ctx))
     with dg.build_sensor_context(cursor="-1", resources={"lakehouse": lakehouse}) as ctx:
         assert isinstance(list(sensor(ctx))[0], dg.RunRequest)
+
+
+def test_two_model_versions_are_live_at_once_and_each_ab_variant_reads_its_own(lake, monkeypatch):
+    settings, instance = lake
+    from typer.testing import CliRunner
+
+    from lenslake.cli import app
+    from lenslake.vectors.routing import Router, parse_routing
+    from lenslake.vectors.store import VectorStore, vectors_of
+
+    bf16, fp32 = settings.embedding_model_version, "minilm-l6-v2@fp32"
+    assert bf16 == "minilm-l6-v2@bf16"  # the published fast path; fp32 (the reference) kept live beside it
+    monkeypatch.setenv("LENSLAKE_EMBEDDING_LIVE_VERSIONS", fp32)  # what the run's resource reads
+    both = get_settings(data_root=settings.data_root, engine="duckdb", as_of=AS_OF)
+    assert both.embedding_live_versions == fp32
+    result, md, checks = _run(both, instance)
+    active = _active_skus(settings)
+    assert result.success and checks == {name: True for name in CHECKS}
+    assert md["live_model_versions"][fp32]["embedded"] == len(active)
+    assert md["live_model_versions"][bf16]["embedded"] == 0
+    store = VectorStore.from_settings(both)
+    assert store.count(fp32) == store.count(bf16) == len(active)
+    tags = {v: store.published(v).name for v in (bf16, fp32)}
+    assert tags[fp32].startswith("minilm-l6-v2.fp32-") and tags[bf16].startswith("minilm-l6-v2.bf16-")
+
+    experiments = parse_routing({"experiments": {"similar_items": {"table": "product_embeddings", "salt": "test-1",
+                                                                   "variants": [
+        {"name": "control", "model_version": bf16, "weight": 80},
+        {"name": "full_precision", "model_version": fp32, "weight": 20}]}}})
+    router = Router(both, experiments)
+    subjects = [f"session-{i}" for i in range(20_000)]
+    routes = [router.route("similar_items", s) for s in subjects]
+    assert 0.19 < sum(r.variant == "full_precision" for r in routes) / len(routes) < 0.21
+    again = Router(both, experiments)  # another process: the same assignment
+    assert [again.route("similar_items", s).variant for s in subjects[:2000]] == [r.variant for r in routes[:2000]]
+    by = {r.variant: r for r in routes}
+    assert (by["control"].model_version, by["control"].tag) == (bf16, tags[bf16])
+    assert (by["full_precision"].model_version, by["full_precision"].tag) == (fp32, tags[fp32])
+
+    # each route finds neighbours among its own version's vectors: query with a SKU's fp32 vector
+    rows = {v: store.rows(v, ["sku", "vector"]) for v in (bf16, fp32)}
+    vec = {v: dict(zip(rows[v].column("sku").to_pylist(), vectors_of(rows[v]))) for v in rows}
+    sku = min(vec[fp32], key=lambda k: float(vec[fp32][k] @ vec[bf16][k]))  # where the two versions differ most
+    query = vec[fp32][sku]
+    full = router.neighbours(by["full_precision"], query, k=5, exact=True).to_pylist()
+    fast = router.neighbours(by["control"], query, k=5, exact=True).to_pylist()
+    assert full[0]["sku"] == fast[0]["sku"] == sku
+    assert full[0]["score"] == pytest.approx(1.0, abs=1e-6)
+    assert fast[0]["score"] == pytest.approx(float(vec[bf16][sku] @ query), abs=1e-6) and fast[0]["score"] < 1 - 1e-5
+    # a route reads its publish tag, not whatever the latest version holds
+    store.delete_keys(fp32, [sku])
+    assert router.neighbours(by["full_precision"], query, k=1, exact=True).to_pylist()[0]["sku"] == sku
+
+    # the shipped routing file: the fp32 variant at weight 0 until someone gives it a share
+    out = CliRunner().invoke(app, ["vectors", "route", "--experiment", "similar_items_precision", "--subject", "u1",
+                                   "--subject", "u2"], env={"LENSLAKE_DATA_ROOT": str(settings.data_root)})
+    assert out.exit_code == 0, out.output
+    assert out.output.count("variant control") == 2 and f"at {tags[bf16]}" in out.output
+
+    # back to one live version: the other's rows are retired, and a route to it is refused
+    monkeypatch.delenv("LENSLAKE_EMBEDDING_LIVE_VERSIONS")
+    result, md, checks = _run(settings, instance)
+    assert result.success and all(checks.values()) and md["retired_rows"] == len(active) - 1
+    assert VectorStore.from_settings(settings).count(fp32) == 0
+    routed_to_fp32 = subjects[[r.variant for r in routes].index("full_precision")]
+    with pytest.raises(LookupError, match="not live"):
+        Router(get_settings(data_root=settings.data_root), experiments).route("similar_items", routed_to_fp32)

@@ -1,8 +1,9 @@
-"""Vectors: product embeddings in LanceDB, kept in step with the product master.
+"""Vectors: product, content and user embeddings in LanceDB, kept in step with their sources.
 
-Unpartitioned: each run embeds only the active products whose source text changed (content hash), removes the
-vectors of deleted or discontinued products, optimizes and publishes a tag. The table's validity (dimension, finite,
-unit norm, unique ids, consistency with catalog.products) gates it as blocking checks.
+Unpartitioned: each run embeds, for every live model version, only the texts whose source changed (content hash),
+removes the vectors of what is gone, optimizes, publishes a tag per changed model version and applies the bounded
+cleanup. Each table's validity (dimension, finite, unit norm, unique ids, consistency with its sources) gates it as
+blocking checks.
 """
 
 import dagster as dg
@@ -45,12 +46,60 @@ def product_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     yield dg.MaterializeResult(asset_key=PRODUCT_EMBEDDINGS, metadata={
         "dagster/row_count": r.active, "embedded": r.embedded, "unchanged": r.unchanged, "removed": r.removed,
         "model_version": r.model_version, "tag": r.tag, "table_version": r.table_version,
+        "live_model_versions": dg.MetadataValue.json(r.versions), "retired_rows": r.retired,
+        "versions_kept": r.cleanup.get("versions_kept", 0),
         "seconds": dg.MetadataValue.float(round(r.seconds, 3)),
         "model_load_seconds": dg.MetadataValue.float(round(r.model_load_seconds, 3)),
     })
     for name, (which, _) in CHECKS.items():
         passed, meta = r.checks[which]
         yield dg.AssetCheckResult(check_name=name, asset_key=PRODUCT_EMBEDDINGS, passed=bool(passed),
+                                  severity=dg.AssetCheckSeverity.ERROR, metadata=_json_safe(meta))
+
+
+CONTENT_EMBEDDINGS = dg.AssetKey(["vectors", "content_embeddings"])
+CONTENT_CHECKS = {
+    "content_embedding_dimension": ("dimension", "Every vector has the model's dimension."),
+    "content_embedding_finite": ("finite", "No NaN or infinite component."),
+    "content_embedding_unit_norm": ("unit_norm", "Every vector has L2 norm 1."),
+    "content_embedding_unique_ids": ("unique_ids", "No id (kind:content hash + model version) twice."),
+    "content_embedding_consistent_with_sources": ("consistency", "Every distinct active-product description and "
+                                                                 "search query has a current vector with its count, for "
+                                                                 "every live model version; none for a text gone."),
+}
+
+
+@dg.asset(
+    key=CONTENT_EMBEDDINGS,
+    deps=[dg.AssetKey(["catalog", "products"]), dg.AssetKey(["silver", "events"])],
+    kinds={"lancedb"},
+    group_name="vectors",
+    owners=["team:merchandising"],
+    description="One vector per distinct product description (catalog.products) and search query (silver.events, "
+                "scrubbed) and live model version (LanceDB, ids <kind>:<content hash>|<model_version>, with use counts), "
+                "tagged per publish.",
+    check_specs=[dg.AssetCheckSpec(name, asset=CONTENT_EMBEDDINGS, blocking=True, description=doc)
+                 for name, (_, doc) in CONTENT_CHECKS.items()],
+)
+def content_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    from lenslake.vectors.content import embed_content
+
+    r = embed_content(lakehouse.settings(), lakehouse.store())
+    context.log.info(f"content embeddings: {r.descriptions} descriptions, {r.queries} queries; {r.embedded} embedded, "
+                     f"{r.recounted} recounted, {r.removed} removed, tag {r.tag}")
+    yield dg.MaterializeResult(asset_key=CONTENT_EMBEDDINGS, metadata={
+        "dagster/row_count": r.descriptions + r.queries, "descriptions": r.descriptions, "queries": r.queries,
+        "embedded": r.embedded, "recounted": r.recounted, "unchanged": r.unchanged, "removed": r.removed,
+        "model_version": r.model_version, "tag": r.tag or "", "table_version": r.table_version or 0,
+        "live_model_versions": dg.MetadataValue.json(r.versions), "retired_rows": r.retired,
+        "versions_kept": r.cleanup.get("versions_kept", 0),
+        "seconds": dg.MetadataValue.float(round(r.seconds, 3)),
+        "encode_seconds": dg.MetadataValue.float(round(r.encode_seconds, 3)),
+        "model_load_seconds": dg.MetadataValue.float(round(r.model_load_seconds, 3)),
+    })
+    for name, (which, _) in CONTENT_CHECKS.items():
+        passed, meta = r.checks[which]
+        yield dg.AssetCheckResult(check_name=name, asset_key=CONTENT_EMBEDDINGS, passed=bool(passed),
                                   severity=dg.AssetCheckSeverity.ERROR, metadata=_json_safe(meta))
 
 
@@ -86,7 +135,8 @@ def user_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
         "dagster/row_count": r.embedded, "users_embedded": r.embedded,
         "users_skipped_no_consent": r.skipped_no_consent, "vectors_removed": r.removed,
         "vectors_removed_no_consent": r.removed_no_consent, "model_version": r.model_version,
-        "table_version": r.table_version, "seconds": dg.MetadataValue.float(round(r.seconds, 3)),
+        "table_version": r.table_version, "tags": dg.MetadataValue.json(r.tags), "retired_rows": r.retired,
+        "seconds": dg.MetadataValue.float(round(r.seconds, 3)),
     })
     for name, (which, _) in USER_CHECKS.items():
         passed, meta = r.checks[which]
@@ -111,4 +161,4 @@ def product_segments(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     return dg.MaterializeResult(metadata={"dagster/row_count": meta["k"], **_json_safe(meta)})
 
 
-vectors_assets = [product_embeddings, user_embeddings, product_segments]
+vectors_assets = [product_embeddings, content_embeddings, user_embeddings, product_segments]

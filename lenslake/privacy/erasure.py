@@ -307,61 +307,29 @@ def erase_raw_files(settings: Settings, user_ids: list[str], linked: dict[str, s
 
 
 def erase_vectors(settings: Settings, tokens: list[str]) -> dict:
-    """Delete the user's rows from every LanceDB table that has a ``user_token`` column; tags whose version held
-    them: the newest re-pointed at the rewritten version, the rest dropped; old versions cleaned up."""
+    """Erase the user's rows from every LanceDB table that has a ``user_token`` (or ``user_key``) column, history
+    included (``lenslake.vectors.store.erase_rows``): the latest rewritten without them (their fragments' other rows
+    rewritten, indexes rebuilt), tags on the newest version that held them re-pointed at the rewritten one, older
+    tags and branches that held them dropped, every untagged version pruned; then the table's files are scanned for
+    the tokens and the float32 bytes of the user's vectors (it raises if any remain)."""
     root = settings.vectors_dir or settings.data_root / "vectors"
     if not Path(root).exists():
         return {"ran": False, "why": "no LanceDB database"}
     import lancedb
 
+    from lenslake.vectors.store import erase_rows, table_names
+
     db = lancedb.connect(str(root))
     report = {"ran": True, "tables": {}}
-    names = db.table_names() if hasattr(db, "table_names") else list(db.list_tables())
-    for name in names:
+    for name in table_names(db):
         table = db.open_table(name)
         column = next((c for c in ("user_token", "user_key") if c in table.schema.names), None)
         if column is None:
             continue
-        quoted = ", ".join("'" + t.replace("'", "''") + "'" for t in tokens)
-        where = f"{column} IN ({quoted})"
-        held = table.count_rows(where)
-        tags = table.tags.list()
-        holding = []
-        for tag, info in tags.items():
-            table.checkout(info["version"])
-            if table.count_rows(where):
-                holding.append(tag)
-            table.checkout_latest()
-        if not held and not holding:
-            continue
-        table.delete(where)
-        for tag in holding:
-            table.tags.delete(tag)
-        newest = max(holding, key=lambda t: tags[t]["version"]) if holding else None
-        dropped = [t for t in holding if t != newest]
-        import datetime as _dt
-
-        try:
-            table.optimize(cleanup_older_than=_dt.timedelta(0), delete_unverified=True)
-        except Exception:  # noqa: BLE001  (an older tag blocks the prune: erasure wins over history)
-            for tag in list(table.tags.list()):
-                table.tags.delete(tag)
-                dropped.append(tag)
-            table.optimize(cleanup_older_than=_dt.timedelta(0), delete_unverified=True)
-        if _bytes_hold(Path(root) / f"{name}.lance", tokens):  # a fragment kept the deleted rows: rewrite it whole
-            rest = table.to_arrow()
-            table = db.create_table(name, rest, mode="overwrite")
-            table.optimize(cleanup_older_than=_dt.timedelta(0), delete_unverified=True)
-        if newest:
-            table.tags.create(newest, table.version)
-        report["tables"][name] = {"rows_removed": held, "tags_repointed": [newest] if newest else [],
-                                  "tags_dropped": sorted(set(dropped)), "version": table.version}
+        erased = erase_rows(table, column, tokens, Path(root) / f"{name}.lance")
+        if erased:
+            report["tables"][name] = erased
     return report
-
-
-def _bytes_hold(folder: Path, values: list[str]) -> bool:
-    needles = [v.encode() for v in values]
-    return any(n in p.read_bytes() for p in folder.rglob("*") if p.is_file() for n in needles)
 
 
 def shred_keys(store: DeltaStore, settings: Settings, tokens: list[str]) -> dict:

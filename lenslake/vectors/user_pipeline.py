@@ -1,14 +1,14 @@
 """The user-embedding and product-segment steps as plain functions (the Dagster assets in ``assets/vectors`` are
 thin wrappers): engagements from silver.events, restricted to users with personalization consent, become
-time-decayed user vectors in LanceDB (``user_embeddings``, ids ``<user_token>|<model_version>``); users who lost
-consent lose their vector. Product segments: k-means over the published product vectors, one LanceDB row per
-segment (``product_segments``).
+time-decayed user vectors in LanceDB (``user_embeddings``, ids ``<user_token>|<model_version>``, one per live model
+version, tagged per publish); users who lost consent lose their vector. Product segments: k-means over the published
+product vectors, one LanceDB row per segment (``product_segments``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -56,7 +56,7 @@ def no_vector_without_consent(rows: pa.Table, consented: set[str]) -> tuple[bool
 
 @dataclass
 class UserEmbedResult:
-    model_version: str
+    model_version: str  # the published one; the counts below are its own
     embedded: int
     skipped_no_consent: int
     removed: int
@@ -64,35 +64,54 @@ class UserEmbedResult:
     table_version: int | None
     seconds: float
     checks: dict  # check name -> (passed, metadata)
+    tags: dict = field(default_factory=dict)  # model version -> its current publish tag
+    retired: int = 0
 
 
 def embed_users(settings, delta_store, half_life_days: float = 30.0) -> UserEmbedResult:
+    """For every live model version: one vector per user with personalization consent, from that version's product
+    vectors; the vectors of users who lost consent (or all engagement) are deleted with their fragments rewritten, so
+    no data file of the latest version keeps them. Then rows of retired model versions go, each changed version is
+    published (a tag) and the bounded cleanup runs."""
     from lenslake.privacy.consent import consented_users
+    from lenslake.vectors.pipeline import publish_changed
 
     t0 = time.perf_counter()
     now = settings.now()
-    version = live_model_versions(settings)[0]
-    products = VectorStore.from_settings(settings).rows(version, ["sku", "vector"])
+    versions = live_model_versions(settings)
     consented = consented_users(delta_store, "personalization", now)
     ev = engagements(delta_store)
     engaged = set(ev.get_column("user_id").unique().to_list())
-    users = user_embeddings(ev, products, consented, half_life_days=half_life_days, as_of=now)
-
+    products_store = VectorStore.from_settings(settings)
     store = user_store(settings)
-    have = set(store.rows(version, [USER_KEY]).column(USER_KEY).to_pylist())
-    keep = set(users.get_column("user_id").to_list())
-    gone = have - keep
-    if users.height:
-        vectors = np.asarray(users.get_column("vector").to_list(), dtype=np.float32)
+    counts, changed = {}, {}
+    for version in versions:
+        products = products_store.rows(version, ["sku", "vector"])
+        users = user_embeddings(ev, products, consented, half_life_days=half_life_days, as_of=now)
+        have = dict(zip(*[store.rows(version, [USER_KEY, "source_hash"]).column(c).to_pylist()
+                          for c in (USER_KEY, "source_hash")]))
+        keep = set(users.get_column("user_id").to_list())
+        gone = set(have) - keep
         hashes = [f"{n}:{w:.6g}" for n, w in zip(users["engagements"].to_list(), users["weight"].to_list())]
-        store.upsert(vector_rows(users.get_column("user_id").to_list(), vectors, hashes, version, now, key=USER_KEY))
-    removed = store.delete_keys(version, gone) if gone else 0
+        if users.height:
+            vectors = np.asarray(users.get_column("vector").to_list(), dtype=np.float32)
+            store.upsert(vector_rows(users.get_column("user_id").to_list(), vectors, hashes, version, now,
+                                     key=USER_KEY))
+        removed = store.delete_keys(version, gone, materialize=True) if gone else 0
+        updated = sum(1 for u, h in zip(users.get_column("user_id").to_list(), hashes) if have.get(u) != h)
+        counts[version] = (users.height, removed, len(gone - consented))
+        changed[version] = bool(updated or removed)
+    retired = store.retire(versions)
+    tags = (publish_changed(settings, store, {v: c or bool(retired) for v, c in changed.items()})[0]
+            if store.exists() else {})
     rows = store.rows()
     checks = {"dimension": check_dimension(rows, store.dim), "finite": check_finite(rows),
               "unit_norm": check_unit_norm(rows),
               "no_vector_without_consent": no_vector_without_consent(rows, consented)}
-    return UserEmbedResult(version, users.height, len(engaged - consented), removed, len(gone - consented),
-                           store.table.version if store.exists() else None, time.perf_counter() - t0, checks)
+    embedded, removed, removed_no_consent = counts[versions[0]]
+    return UserEmbedResult(versions[0], embedded, len(engaged - consented), removed, removed_no_consent,
+                           store.table.version if store.exists() else None, time.perf_counter() - t0, checks,
+                           tags, retired)
 
 
 def segment_products(settings, k: int | None = None) -> dict:
