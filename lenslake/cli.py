@@ -207,15 +207,18 @@ def _kafka_demo_steps(settings) -> int:
 
 
 def _move_sent_landing(settings) -> None:
-    """Events published to Kafka leave the landing zone (kept under synth/sent-to-kafka/ for reconciliation), so
-    the landing-file path never ingests them a second time."""
+    """Events published to Kafka leave the landing zone (kept under synth/sent-to-kafka/ for reconciliation, and
+    there only encrypted: every one was delivered), so the landing-file path never ingests them a second time."""
     import shutil
+
+    from lenslake.privacy import landing
 
     target = settings.synth_dir / "sent-to-kafka"
     target.mkdir(parents=True, exist_ok=True)
     for folder in sorted(settings.events_landing_dir.iterdir()):
         shutil.move(str(folder), str(target / folder.name))
-    typer.echo(f"  event files moved out of the landing zone to {target}")
+        landing.encrypt_files(sorted((target / folder.name).glob("*.ndjson")), settings)
+    typer.echo(f"  event files moved out of the landing zone to {target} (kept encrypted)")
 
 
 def _kafka_status_text(settings) -> str:

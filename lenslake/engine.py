@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import os
 import threading
 from pathlib import Path
 
@@ -25,14 +26,23 @@ from lenslake.settings import Settings, get_settings
 _counter = itertools.count()
 
 
-def read_raw_lines(files: list[tuple[Path, str]], ingest_date=None) -> pa.Table:
+def read_raw_lines(files: list[tuple[Path, str]], ingest_date=None, settings: Settings | None = None) -> pa.Table:
     """Raw lines of landing files as Arrow: ``line``, ``source_file`` (relative name), ``source_line`` (1-based,
-    counting non-empty lines), ``ingest_date`` (given per call), ``is_json`` (a JSON object)."""
+    counting non-empty lines), ``ingest_date`` (given per call), ``is_json`` (a JSON object).
+
+    A file kept encrypted once ingested (``lenslake.privacy.landing``, ``*.enc``; its key ring from ``settings``) is
+    authenticated whole in memory, then split by the same DuckDB reader as a clear file, so a rerun of an ingested
+    day reads the very lines the first run read."""
     con = duckdb.connect()
     parts = []
     try:
         for path, rel in files:
-            lines = _read_lines(con, path)
+            data = None
+            if str(path).endswith(".enc"):
+                from lenslake.privacy.landing import read_bytes
+
+                data = read_bytes(path, settings)
+            lines = _read_lines(con, path, data)
             n = lines.num_rows
             zeros = np.zeros(n, dtype=np.int32)
             parts.append(
@@ -51,27 +61,40 @@ def read_raw_lines(files: list[tuple[Path, str]], ingest_date=None) -> pa.Table:
 _IS_JSON = "coalesce(json_valid(line) AND (starts_with(line, '{') OR regexp_matches(line, '^\\s+[{]')), false) AS is_json"
 
 
-def _read_lines(con, path: Path) -> pa.Table:
+def _read_lines(con, path: Path, data: bytes | None = None) -> pa.Table:
     """One file's non-empty lines in file order, with ``is_json``.
 
     DuckDB's CSV reader with a delimiter that never occurs in JSON text (0x1F) and no quoting is a fast line
     splitter; results keep the file's order (preserve_insertion_order, DuckDB's default). A file it cannot read
-    (invalid UTF-8, a raw 0x1F byte) falls back to a plain split with replacement characters.
+    (invalid UTF-8, a raw 0x1F byte) falls back to a plain split with replacement characters. ``data``: the file's
+    bytes already in memory (a decrypted file), read by the same reader through an in-memory file system.
     """
+    source, memory = str(path), None
+    if data is not None:
+        from fsspec.implementations.memory import MemoryFileSystem
+
+        memory = MemoryFileSystem()  # its store is process-wide: a unique name, removed after the read
+        if "memory" not in con.list_filesystems():
+            con.register_filesystem(memory)
+        source = f"memory://lenslake-landing/{os.getpid()}-{next(_counter)}/{Path(path).name}"
+        memory.pipe(source, data)
     try:
         return con.sql(
             f"SELECT line, {_IS_JSON} FROM read_csv(?, columns={{'line': 'VARCHAR'}}, delim=chr(31), quote='', escape='',"
             " header=false, auto_detect=false) WHERE line IS NOT NULL AND NOT regexp_matches(line, '^\\s*$')",
-            params=[str(path)],
+            params=[source],
         ).to_arrow_table()
     except duckdb.Error:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        text = (path.read_bytes() if data is None else data).decode("utf-8", errors="replace")
         lines = pa.table({"line": pa.array([x for x in text.split("\n") if x.strip()], pa.string())})
         con.register("fallback_lines", lines)
         try:
             return con.sql(f"SELECT line, {_IS_JSON} FROM fallback_lines").to_arrow_table()
         finally:
             con.unregister("fallback_lines")
+    finally:
+        if memory is not None:
+            memory.rm(source)
 
 
 class Engine:

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from lenslake.delta import DeltaStore
 from lenslake.engine import Engine, read_raw_lines
+from lenslake.privacy import landing
 from lenslake.privacy.governance import drop_suppressed
 from lenslake.privacy.keys import load_keys
 from lenslake.settings import Settings
@@ -46,15 +47,17 @@ class StepResult:
 
 
 def landing_days(settings: Settings) -> list[str]:
+    """Days with landing files, clear (not ingested yet) or kept encrypted once ingested: both can be (re)run."""
     root = settings.events_landing_dir
     if not root.exists():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.ndjson")))
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and landing.listing(p))
 
 
 def landing_files(settings: Settings, day: str) -> list[tuple[Path, str]]:
+    """A day's files (clear or encrypted) with the clear name relative to the data root (``source_file``)."""
     folder = settings.events_landing_dir / day
-    return [(p, str(p.relative_to(settings.data_root))) for p in sorted(folder.glob("*.ndjson"))]
+    return [(p, str(landing.clear_path(p).relative_to(settings.data_root))) for p in landing.listing(folder)]
 
 
 def _dates(days) -> list[dt.date]:
@@ -74,7 +77,8 @@ def _tally(values) -> dict[str, int]:
 def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, days) -> StepResult:
     """Landing NDJSON of the days → bronze.events + bronze.events_quarantine (source 'file')."""
     dates = _dates(days)
-    lines = pa.concat_tables([read_raw_lines(landing_files(settings, str(d)), d) for d in dates])
+    files = {d: landing_files(settings, str(d)) for d in dates}
+    lines = pa.concat_tables([read_raw_lines(files[d], d, settings) for d in dates])
     # Erased users never come back: their lines are dropped before bronze (lenslake.privacy.governance).
     lines, suppressed = drop_suppressed(lines, settings)
     try:
@@ -86,6 +90,8 @@ def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, d
     w_quarantine = store.replace_partitions("bronze.events_quarantine", quarantine, part)
     if lines.num_rows != w_events.rows + w_quarantine.rows:
         raise RuntimeError(f"{lines.num_rows} lines landed but {w_events.rows} + {w_quarantine.rows} were written")
+    # Committed: the files this run read are kept only encrypted from now on (a rerun decrypts them).
+    landing.encrypt_files([p for d in dates for p, _ in files[d]], settings)
     landed, accepted, quarantined = (_tally(t.column("ingest_date")) for t in (lines, events, quarantine))
     per_day = {str(d): {"landed": landed.get(str(d), 0), "accepted": accepted.get(str(d), 0),
                         "quarantined": quarantined.get(str(d), 0)} for d in dates}

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
         None, description="Production encryption key as 'key_id:base64key' (32 bytes, AES-256-GCM); default: the dev key file."
     )
     key_file: Path | None = Field(None, description="Dev key file (default: <data_root>/keys/dev-keys.json, never committed).")
+    landing_key: SecretStr | None = Field(
+        None, description="Production key ring of raw landing files at rest (lenslake.privacy.landing), AES-256-GCM: "
+                          "'key_id:base64key[,key_id:base64key...]', the first encrypts, every one decrypts (rotation); "
+                          "default: a dev key file <data_root>/keys/landing-keys.json."
+    )
     session_gap_minutes: int = Field(30, description="Inactivity gap that closes a session.")
     registry_dir: Path | None = Field(
         None, description="Avro schema registry directory (registry.json + subjects/); default: the one in the package, "

@@ -18,6 +18,7 @@ from lenslake.catalog import apply as A
 from lenslake.catalog import feeds as F
 from lenslake.contracts.reasons import REASONS
 from lenslake.delta import DeltaStore
+from lenslake.privacy import landing
 from lenslake.settings import get_settings
 
 START = dt.date(2024, 3, 1)
@@ -93,7 +94,10 @@ def test_a_failed_feed_row_is_quarantined_with_its_reason_and_the_rest_of_the_fe
     assert len(q) == 1
     bad = q[0]
     assert bad["field_path"] == "$.on_hand" and bad["violations"] == "out_of_range@$.on_hand"
-    line = (root / bad["source_file"]).read_text().splitlines()[bad["source_line"] - 1]
+    # the file is kept only encrypted once applied (lenslake.privacy.landing); its clear name is what rows record
+    source = landing.sealed_path(root / bad["source_file"])
+    assert not (root / bad["source_file"]).exists() and source.exists()
+    line = landing.read_bytes(source, root).decode().splitlines()[bad["source_line"] - 1]
     assert line == bad["payload"] and json.loads(line)["on_hand"] < 0
     doc = json.loads(line)
     from lenslake.catalog.history import sku_history
@@ -125,8 +129,11 @@ def test_an_impossible_date_and_a_reversed_promotion_window_are_quarantined(worl
 def test_feed_files_are_the_same_bytes_for_the_same_seed(world, tmp_path):
     root, _, manifest, _ = world
     assert _generate(tmp_path) == manifest
-    for path in sorted((root / "landing" / "catalog").rglob("*.ndjson")):
-        assert (tmp_path / path.relative_to(root)).read_bytes() == path.read_bytes(), path
+    applied = sorted((root / "landing" / "catalog").rglob("*.ndjson.enc"))  # kept only encrypted once applied
+    assert len(applied) == len(DAYS) * (len(F.KINDS) + 3)  # one file per feed day, inventory: four locations
+    for path in applied:
+        clear = landing.clear_path(path)
+        assert (tmp_path / clear.relative_to(root)).read_bytes() == landing.read_bytes(path, root), path
     assert sorted(F.feed_days(tmp_path)) == DAYS
 
 
@@ -409,6 +416,7 @@ def test_the_catalog_job_materializes_every_catalog_asset_with_blocking_checks_p
     data = tmp_path / "lake"
     (data / "landing").mkdir(parents=True)
     shutil.copytree(root / "landing" / "catalog", data / "landing" / "catalog")
+    shutil.copytree(root / "keys", data / "keys")  # the feed files are encrypted under the world's landing key
     settings = get_settings(data_root=data, as_of=NOW)
     result = run_catalog_job(settings, instance=dg.DagsterInstance.ephemeral())
     assert result.success

@@ -10,7 +10,8 @@ from lenslake.settings import get_settings
 from lenslake.tables import catalogue
 from tests.test_silver_gold import run_days, two_days  # noqa: F401  (fixture)
 
-COMPARED = [name for name in catalogue() if name.split(".")[0] in ("silver", "gold")]
+# The tables the events pipeline writes (gold.catalog_quality is the catalog job's, written by Python, not an engine).
+COMPARED = [name for name in catalogue() if name.split(".")[0] in ("silver", "gold") and name != "gold.catalog_quality"]
 
 
 def canonical(table, key):

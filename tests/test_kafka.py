@@ -328,7 +328,9 @@ def test_generate_to_kafka_then_init_and_status_from_the_command_line(broker, tm
     assert f"{produced:,} delivered, 0 failed" in out.stdout, out
     # the published events left the landing zone (the file path must not ingest them again); kept for reconciling
     assert not any((tmp_path / "landing" / "events").glob("*/*.ndjson"))
-    assert len(list((tmp_path / "synth" / "sent-to-kafka").glob("*/*.ndjson"))) == 1
+    # kept there only encrypted (lenslake.privacy.landing): every line of them was delivered
+    assert not any((tmp_path / "synth" / "sent-to-kafka").glob("*/*.ndjson"))
+    assert len(list((tmp_path / "synth" / "sent-to-kafka").glob("*/*.ndjson.enc"))) == 1
     out = lenslake("kafka", "status", env=env)
     assert out.returncode == 0, out
     lines = [line for line in out.stdout.splitlines() if line.startswith(prefix)]
@@ -355,6 +357,12 @@ def test_the_demo_through_kafka_runs_to_gold_and_leaves_no_lag(broker, tmp_path)
     produced = int(out.stdout.split(" produced")[0].rsplit(" ", 1)[-1].replace(",", ""))
     assert f"total: end {produced:,}, lag 0" in out.stdout
     assert not any((tmp_path / "landing" / "events").glob("*/*.ndjson"))
+    # After the demo every planted value is absent from every file but the generator's manifest: the raw landing
+    # files (catalog and people feeds) and the events sent to Kafka are kept only encrypted.
+    from lenslake.privacy.canary import scan_data_root
+
+    assert not any((tmp_path / "synth" / "sent-to-kafka").rglob("*.ndjson"))
+    assert scan_data_root(tmp_path) == []
 
     store = DeltaStore(tmp_path / "tables")
     sources = store.read("bronze.events", columns=["source"]).column("source").to_pylist()

@@ -38,7 +38,11 @@ def lake(world, tmp_path):
 
 
 def feed_docs(settings, feed):
-    return [json.loads(x) for x in (settings.data_root / "landing" / "customers" / f"{feed}.ndjson").read_text().splitlines()]
+    """A feed's lines as landed: clear before its ingest, kept only encrypted after it (lenslake.privacy.landing)."""
+    from lenslake.privacy import landing
+    from lenslake.profiles.feeds import landed_path
+
+    return [json.loads(x) for x in landing.read_bytes(landed_path(settings.data_root, feed), settings).splitlines()]
 
 
 def ingest(settings, store):

@@ -106,7 +106,9 @@ def test_a_run_over_a_range_of_days_equals_day_by_day_runs(engine, settings, tmp
 
     by_day, _ = run_days(engine, settings, two_days)
     ranged = get_settings(data_root=tmp_path / "ranged", engine="duckdb", key_file=settings.resolved_key_file)
-    shutil.copytree(settings.landing_dir, ranged.landing_dir)
+    shutil.copytree(settings.landing_dir, ranged.landing_dir)  # kept encrypted once ingested: its landing key too
+    (ranged.data_root / "keys").mkdir(parents=True)
+    shutil.copy(settings.data_root / "keys" / "landing-keys.json", ranged.data_root / "keys")
     store = DeltaStore(ranged.tables_dir)
     for step in STEPS:
         step(engine, store, ranged, two_days)

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from lenslake.catalog import feeds as F
 from lenslake.delta import DeltaStore, cast_to_spec, refused_rows
+from lenslake.privacy import landing
 from lenslake.tables import table_spec
 
 LINEAGE_COLUMNS = ("updated_at", "feed", "computed_at", "created_at")  # never compared: not a change
@@ -371,7 +372,9 @@ def apply_feed_day(store: DeltaStore, data_root: Path, kind: str, day: str, now:
     report = FeedDayReport(kind, day)
     if _held(store, kind, day):
         report.skipped = True
+        landing.encrypt_files(F.feed_files(data_root, kind, day), data_root)  # held: its files only encrypted
         return report
+    landed = F.feed_files(data_root, kind, day)  # listed before reading: only files that were read get encrypted
     lines = F.read_lines(data_root, kind, day)
     checked = F.validate(kind, day, lines, None if kind == "products" else known_skus(store), now)
     winners, superseded = F.survivors(kind, checked.valid)
@@ -397,6 +400,8 @@ def apply_feed_day(store: DeltaStore, data_root: Path, kind: str, day: str, now:
     if kind in ("prices", "inventory"):
         report.invalidations = write_invalidations(store, kind, day, now)
     _write_quarantine(store, kind, day, checked.quarantine)
+    # Applied and committed: the day's files are kept only encrypted from now on (a re-read decrypts them).
+    landing.encrypt_files(landed, data_root)
     return report
 
 

@@ -189,7 +189,10 @@ def feed_days(data_root: Path) -> list[str]:
 
 
 def feed_files(data_root: Path, kind: str, day: str) -> list[Path]:
-    return sorted((feed_dir(data_root, kind) / day).glob("*.ndjson"))
+    """A feed day's files, clear or kept encrypted once applied (``lenslake.privacy.landing``), by clear name."""
+    from lenslake.privacy.landing import listing
+
+    return listing(feed_dir(data_root, kind) / day)
 
 
 @dataclass
@@ -200,10 +203,13 @@ class Line:
 
 
 def read_lines(data_root: Path, kind: str, day: str) -> list[Line]:
+    """Every line of a feed day; an encrypted file is decrypted (authenticated whole) and named by its clear name."""
+    from lenslake.privacy import landing
+
     lines = []
     for path in feed_files(data_root, kind, day):
-        rel = path.relative_to(data_root).as_posix()
-        raw = path.read_bytes()
+        rel = landing.clear_path(path).relative_to(data_root).as_posix()
+        raw = landing.read_bytes(path, data_root)
         for i, chunk in enumerate(raw.split(b"\n")[:-1] if raw.endswith(b"\n") else raw.split(b"\n"), start=1):
             lines.append(Line(rel, i, chunk.decode("utf-8", errors="replace")))
     return lines

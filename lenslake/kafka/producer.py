@@ -77,6 +77,7 @@ class EventProducer:
 
         from lenslake.kafka.wire import codec
 
+        self.settings = settings
         self.codec = codec(settings)
         self.report = ProduceReport()
         self._topics = topic_of_type(settings)
@@ -103,8 +104,11 @@ class EventProducer:
         self._produce(enumerate(lines, 1), source)
 
     def produce_file(self, path: Path, shard: int = 0, shards: int = 1) -> None:
-        """Produce a file's lines; with ``shards`` > 1 only the sessions of shard ``shard`` (see ``shard_of``)."""
-        lines = Path(path).read_bytes().splitlines()
+        """Produce a file's lines; with ``shards`` > 1 only the sessions of shard ``shard`` (see ``shard_of``). A
+        landing file kept encrypted once ingested (``*.enc``) is decrypted (authenticated whole) first."""
+        from lenslake.privacy.landing import read_bytes
+
+        lines = read_bytes(Path(path), self.settings).splitlines()
         pairs = enumerate(lines, 1)
         if shards > 1:
             pairs = ((n, line) for n, line in pairs if shard_of(line, shards) == shard)

@@ -282,14 +282,18 @@ def _pii_members(lines: pa.Array, ring) -> dict[str, pa.Array]:
 
 
 def erase_raw_files(settings: Settings, user_ids: list[str], linked: dict[str, set[str]]) -> dict:
-    """Rewrite raw NDJSON files under the data root without the user's lines (their id, or a linked identifier)."""
+    """Rewrite raw NDJSON files under the data root without the user's lines (their id, or a linked identifier).
+    A file kept encrypted once ingested (``*.ndjson.enc``, ``lenslake.privacy.landing``) is decrypted in memory,
+    filtered and encrypted again atomically (under the active landing key); its clear lines never touch the disk."""
+    from lenslake.privacy import landing
     from lenslake.privacy.keys import load_keys
 
     ring = load_keys(settings).token
     files = lines_removed = 0
     for folder in RAW_FOLDERS:
-        for path in sorted((settings.data_root / folder).rglob("*.ndjson")):
-            data = path.read_bytes()
+        root = settings.data_root / folder
+        for path in sorted([*root.rglob("*.ndjson"), *root.rglob("*.ndjson" + landing.SUFFIX)]):
+            data = landing.read_bytes(path, settings)
             lines = pa.array(data.decode("utf-8", "replace").split("\n"), pa.string())
             mask = pc.fill_null(pc.is_in(user_ids_of_lines(lines), value_set=pa.array(user_ids, pa.string())), False)
             for column, toks in _pii_members(lines, ring).items():
@@ -298,9 +302,12 @@ def erase_raw_files(settings: Settings, user_ids: list[str], linked: dict[str, s
             n = pc.sum(mask.cast(pa.int64())).as_py() or 0
             if n:
                 kept = lines.filter(pc.invert(mask)).to_pylist()
-                tmp = path.with_name(f".{path.name}.erasure.tmp")
-                tmp.write_text("\n".join(kept), encoding="utf-8")
-                os.replace(tmp, path)
+                if landing.is_encrypted(path):
+                    landing.write_encrypted(path, "\n".join(kept).encode("utf-8"), settings)
+                else:
+                    tmp = path.with_name(f".{path.name}.erasure.tmp")
+                    tmp.write_text("\n".join(kept), encoding="utf-8")
+                    os.replace(tmp, path)
                 files += 1
                 lines_removed += n
     return {"files_rewritten": files, "lines_removed": lines_removed}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from lenslake.delta import DeltaStore
+from lenslake.privacy import landing
 from lenslake.privacy.keys import load_keys
 from lenslake.privacy.tokens import masked_preview, seal, token
 from lenslake.profiles import feeds as F
@@ -86,6 +87,7 @@ def ingest_feed(store: DeltaStore, settings: Settings, feed: str, now: dt.dateti
         return report
     if store.app_version(QUARANTINE, _app_id(feed)) == _file_version(v.sha256):
         report.skipped = True
+        landing.encrypt_files([F.feed_path(settings.data_root, feed)], settings)  # ingested before: only encrypted
         return report
     keys = load_keys(settings)
     rows = [_quarantine_row(keys, feed, v, q, now) for q in v.quarantine]
@@ -100,6 +102,8 @@ def ingest_feed(store: DeltaStore, settings: Settings, feed: str, now: dt.dateti
 
     store.append(QUARANTINE, qt if qt is not None else table_spec(QUARANTINE).arrow_schema.empty_table(),
                  app_versions={_app_id(feed): _file_version(v.sha256)})
+    # Stored and committed: the snapshot is kept only encrypted from now on (over an older encrypted one).
+    landing.encrypt_files([F.feed_path(settings.data_root, feed)], settings)
     report.version = store.version(TARGETS[feed])
     return report
 

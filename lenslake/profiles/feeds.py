@@ -124,12 +124,25 @@ def validate_lines(feed: str, lines: list[str], file: str | None = None) -> Vali
     return out
 
 
-def read_feed(data_root: Path, feed: str) -> Validated:
-    """Validate a landed feed file (an absent file: nothing, zero lines)."""
+def landed_path(data_root: Path, feed: str) -> Path | None:
+    """The feed's landed file: the clear snapshot when one is there (not ingested yet: it wins over an older one),
+    else the encrypted one kept once ingested (``lenslake.privacy.landing``), else None."""
+    from lenslake.privacy.landing import sealed_path
+
     path = feed_path(data_root, feed)
-    if not path.exists():
+    return path if path.exists() else sealed_path(path) if sealed_path(path).exists() else None
+
+
+def read_feed(data_root: Path, feed: str) -> Validated:
+    """Validate a landed feed file (an absent file: nothing, zero lines); an encrypted one is decrypted and
+    authenticated whole, and keeps its clear name and the digest of its clear bytes."""
+    from lenslake.privacy import landing
+
+    found = landed_path(data_root, feed)
+    if found is None:
         return Validated(feed, None, None)
-    raw = path.read_bytes()
+    path = feed_path(data_root, feed)
+    raw = landing.read_bytes(found, data_root)
     chunks = raw.split(b"\n")
     if chunks and chunks[-1] == b"":
         chunks = chunks[:-1]
