@@ -121,6 +121,8 @@ def demo(
     typer.echo(summarize(settings, result, wall))
     if result.success and not _demo_profiles(settings, behaviour_only=True):
         raise typer.Exit(1)
+    if result.success and not _demo_vectors_after_events(settings):
+        raise typer.Exit(1)
     raise typer.Exit(0 if result.success else 1)
 
 
@@ -151,6 +153,21 @@ def _demo_vectors(settings) -> bool:
     result, wall = timed_vectors_run(settings)
     typer.echo(vectors_summary(result, wall) + "\n")
     return result.success
+
+
+def _demo_vectors_after_events(settings) -> bool:
+    """Once silver holds the events: user embeddings (personalization consent only) with the product segments, and
+    content embeddings (product descriptions and the scrubbed search queries), for every live model version."""
+    from orchestration.vectors_runner import job_summary, timed_job_run
+
+    keys = ("model_version", "users_embedded", "users_skipped_no_consent", "vectors_removed", "k", "silhouette",
+            "descriptions", "queries", "embedded", "unchanged", "removed", "tag", "seconds")
+    for job, title in (("user_vectors_job", "user vectors"), ("content_vectors_job", "content vectors")):
+        result, wall = timed_job_run(settings, job)
+        typer.echo(job_summary(result, wall, title, keys) + "\n")
+        if not result.success:
+            return False
+    return True
 
 
 def _demo_through_kafka(settings) -> int:

@@ -92,3 +92,31 @@ def purge(dry_run: bool = typer.Option(False, "--dry-run", help="report what wou
         typer.echo(f"error: {c.table}: {c.detail}", err=True)
     if failures and not dry_run:
         raise typer.Exit(1)
+
+
+@app.command()
+def canary(
+    values: Optional[Path] = typer.Option(None, "--values", help="a file of extra values to look for, one per line "
+                                                                 "(an erased user's id, tokens, e-mail…)"),
+):
+    """Scan every file under the data root for the PII the generator planted (its manifest), and for --values:
+    parquet by decoded values, every other file by bytes. Exit 1 when anything is found."""
+    import json
+
+    from lenslake.privacy.canary import planted_values, scan
+    from lenslake.settings import get_settings
+
+    root = get_settings().data_root
+    manifest = root / "synth" / "manifest.json"
+    needles = planted_values(json.loads(manifest.read_text())) if manifest.exists() else {}
+    if values:
+        needles |= {v.strip(): "given" for v in values.read_text(encoding="utf-8").splitlines() if v.strip()}
+    if not needles:
+        typer.echo("nothing to look for: no generator manifest under the data root and no --values", err=True)
+        raise typer.Exit(2)
+    hits = scan(root, needles)
+    files = sum(1 for p in root.rglob("*") if p.is_file())
+    typer.echo(f"scanned {files:,} files under {root} for {len(needles):,} values: {len(hits)} hit(s)")
+    for h in hits[:50]:
+        typer.echo(f"  {h.file}: {h.kind} {h.value}")
+    raise typer.Exit(1 if hits else 0)

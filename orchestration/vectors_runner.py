@@ -40,6 +40,30 @@ def vectors_summary(result, wall_s: float) -> str:
     return "\n".join(lines)
 
 
+def job_summary(result, wall_s: float, title: str, keys: tuple[str, ...]) -> str:
+    """A run's materializations (the given metadata keys, per asset) and its checks, for the demo."""
+    from dagster import DagsterEventType
+
+    lines = [f"{title} run: {result.run_id}  success: {result.success}  wall time: {wall_s:.1f} s"]
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            m = event.event_specific_data.materialization
+            md = {k: v.value for k, v in m.metadata.items()}
+            lines += ["", f"{m.asset_key.to_user_string()}:"] + [f"  {k:<20} {md[k]}" for k in keys if k in md]
+    checks = [e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    lines += ["", "checks:"] + [f"  {'PASS' if c.passed else 'FAIL'}  {c.asset_key.to_user_string()}:{c.check_name}"
+                                for c in checks]
+    return "\n".join(lines)
+
+
+def timed_job_run(settings: Settings, job_name: str):
+    from orchestration.runner import execute_job
+
+    t = time.perf_counter()
+    result = execute_job(settings, job_name, None)
+    return result, time.perf_counter() - t
+
+
 def timed_vectors_run(settings: Settings):
     t = time.perf_counter()
     result = run_vectors_job(settings)

@@ -58,3 +58,25 @@ def test_a_day_that_has_not_ended_is_refused_with_a_reason(tmp_path):
     (tmp_path / "landing" / "events" / today / "events-000.ndjson").write_text("{}\n")
     out = lenslake("run", env={**os.environ, "LENSLAKE_DATA_ROOT": str(tmp_path)})
     assert out.returncode == 1 and "not a complete day yet" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_canary_command_names_a_planted_value_found_in_clear(tmp_path):
+    import json
+    import os
+
+    root = tmp_path / "lake"
+    (root / "synth").mkdir(parents=True)
+    (root / "synth" / "manifest.json").write_text(json.dumps({"pii": {"emails": ["ann.lee@example.org"]}}))
+    (root / "tables").mkdir()
+    (root / "tables" / "clean.txt").write_text("nothing here")
+    env = {**os.environ, "LENSLAKE_DATA_ROOT": str(root)}
+    clean = lenslake("privacy", "canary", env=env)
+    assert clean.returncode == 0 and "0 hit(s)" in clean.stdout
+    (root / "tables" / "leak.log").write_text("sent to ann.lee@example.org")
+    extra = tmp_path / "erased.txt"
+    extra.write_text("U1234567\n")
+    (root / "tables" / "id.log").write_text("user U1234567")
+    found = lenslake("privacy", "canary", "--values", str(extra), env=env)
+    assert found.returncode == 1 and "Traceback" not in found.stderr
+    assert "tables/leak.log: emails ann.lee@example.org" in found.stdout
+    assert "tables/id.log: given U1234567" in found.stdout
