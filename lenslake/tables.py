@@ -644,6 +644,23 @@ def profile_specs() -> list[TableSpec]:
             user_key="user_token",
         ),
         TableSpec(
+            "profiles.marketing_audience",
+            "Who marketing may contact: customers whose marketing consent is in force, rebuilt from the consent in "
+            "force on every run (a withdrawal removes the customer on the next one). No contact details: the CRM "
+            "reads them through lenslake.privacy.accessor with purpose 'marketing', which checks consent again.",
+            (
+                user,
+                C("consent_granted_at", "timestamp", "when the marketing consent in force was given", nullable=False,
+                  purpose=P("marketing")),
+                C("consent_source", "string", "where that consent was given", purpose=P("marketing")),
+                C("computed_at", "timestamp", "when the audience was built", nullable=False, purpose=P("privacy")),
+            ),
+            key=("user_token",),
+            owner="crm",
+            user_key="user_token",
+            consumers=("crm",),
+        ),
+        TableSpec(
             "profiles.feed_quarantine",
             "People-feed lines that were not stored, with the reason; the line itself only encrypted, with a masked "
             "preview.",

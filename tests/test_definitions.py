@@ -27,6 +27,7 @@ EXPECTED_ASSETS = {
     "privacy/consent_ledger": ([], "profiles"),
     "privacy/current_consent": (["privacy/consent_ledger"], "profiles"),
     "profiles/behaviour": (["profiles/customers", "silver/events"], "profiles"),
+    "profiles/marketing_audience": (["privacy/current_consent", "profiles/customers"], "profiles"),
     "vectors/product_embeddings": (["catalog/eyewear_attributes", "catalog/products"], "vectors"),
     "vectors/content_embeddings": (["catalog/products", "silver/events"], "vectors"),
     "vectors/user_embeddings": (["silver/events", "vectors/product_embeddings"], "vectors"),
@@ -58,6 +59,7 @@ EXPECTED_CHECKS = {
     # profiles: people feeds reconcile, only declared fields are stored (blocking)
     "profiles/feed_quarantine:people_feeds_reconcile",
     "profiles/customers:profiles_minimization",
+    "profiles/marketing_audience:no_audience_without_consent",
     # the product vectors are valid and in step with the product master (blocking)
     *{f"vectors/product_embeddings:embedding_{c}"
       for c in ("dimension", "finite", "unit_norm", "unique_ids", "consistent_with_catalog")},

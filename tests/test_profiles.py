@@ -215,6 +215,29 @@ def test_marketing_and_personalization_release_only_consented_users(lake):
                                user_token=refused, fields=["email"])
 
 
+def test_the_marketing_audience_holds_exactly_the_customers_with_marketing_consent(lake):
+    from lenslake.privacy.consent import consented_users, record_consent
+    from lenslake.profiles.audience import TABLE, without_consent, write_audience
+
+    settings, store = lake
+    ingest(settings, store)
+    now = settings.now()
+    _, rows = write_audience(store, now)
+    customers = {tok(settings, d["user_id"]) for d in feed_docs(settings, "customers")}
+    audience = set(store.read(TABLE, columns=["user_token"]).column(0).to_pylist())
+    assert audience == consented_users(store, "marketing") & customers and rows == len(audience) > 0
+    assert set(store.columns(TABLE)) == {"user_token", "consent_granted_at", "consent_source", "computed_at"}
+    # a withdrawal: the check catches the stale audience, the next build leaves the customer out
+    leaver = sorted(audience)[0]
+    later = now + dt.timedelta(minutes=1)
+    record_consent(store, [{"user_token": leaver, "purpose": "marketing", "granted": False, "recorded_at": later,
+                            "source": "unsubscribe_link"}], now=later)
+    assert without_consent(store, later) == [leaver]
+    write_audience(store, later)
+    assert without_consent(store, later) == []
+    assert set(store.read(TABLE, columns=["user_token"]).column(0).to_pylist()) == audience - {leaver}
+
+
 def test_gold_excludes_users_who_withdrew_analytics_consent(engine, settings):
     from lenslake import pipeline
     from lenslake.privacy.consent import record_consent
@@ -337,7 +360,8 @@ def test_the_profiles_job_materializes_every_profile_table_with_passing_checks(l
     assert result.success
     checks = [e.event_specific_data for e in result.all_events
               if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
-    assert {c.check_name for c in checks if c.passed} == {"people_feeds_reconcile", "profiles_minimization"}
+    assert {c.check_name for c in checks if c.passed} == {"people_feeds_reconcile", "profiles_minimization",
+                                                          "no_audience_without_consent"}
     assert store.count("profiles.customers") == len(feed_docs(settings, "customers"))
     assert store.count("privacy.current_consent") == len({(d["user_id"], d["purpose"]) for d in feed_docs(settings, "consent")})
     assert store.exists("profiles.behaviour")

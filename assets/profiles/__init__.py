@@ -89,4 +89,31 @@ def behaviour(context: dg.AssetExecutionContext, lakehouse: Lakehouse) -> dg.Mat
     return dg.MaterializeResult(metadata={"dagster/row_count": rows, "table_version": write.version})
 
 
-profiles_assets = [profile_tables, behaviour]
+MARKETING_AUDIENCE = dg.AssetKey(["profiles", "marketing_audience"])
+
+
+@dg.asset(
+    key=MARKETING_AUDIENCE,
+    deps=[key("privacy.current_consent"), CUSTOMERS],
+    kinds={"python", "delta"},
+    group_name="profiles",
+    owners=["team:crm"],
+    description="Customers whose marketing consent is in force (tokens and the consent's time and source; no contact "
+                "details): the only export marketing gets.",
+    check_specs=[dg.AssetCheckSpec("no_audience_without_consent", asset=MARKETING_AUDIENCE, blocking=True,
+                                   description="every customer in the audience has marketing consent in force now")],
+)
+def marketing_audience(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    from lenslake.profiles.audience import without_consent, write_audience
+
+    store = lakehouse.store()
+    now = lakehouse.settings().now()
+    write, rows = write_audience(store, now)
+    yield dg.MaterializeResult(asset_key=MARKETING_AUDIENCE,
+                               metadata={"dagster/row_count": rows, "table_version": write.version})
+    stray = without_consent(store, now)
+    yield dg.AssetCheckResult(check_name="no_audience_without_consent", asset_key=MARKETING_AUDIENCE,
+                              passed=not stray, metadata={"without_consent": len(stray)})
+
+
+profiles_assets = [profile_tables, behaviour, marketing_audience]
