@@ -53,7 +53,11 @@ def products() -> pl.DataFrame:
     from lenslake.synth.catalog import build_catalog
 
     generated = build_catalog(np.random.default_rng(42), 2400).feed.with_columns(pl.lit("generated").alias("source"))
-    rows, attributes, _, _ = eyewear_rows(get_settings().myntra_dir, dt.datetime.now(dt.timezone.utc))
+    folder = get_settings().myntra_dir
+    if not (folder / "styles.csv").exists():
+        print(f"note: no Myntra catalogue under {folder} (LENSLAKE_MYNTRA_DIR): generated products only")
+        return generated
+    rows, attributes, _, _ = eyewear_rows(folder, dt.datetime.now(dt.timezone.utc))
     keep = ("sku", "product_type", "name", "description", "category", "brand", "model_code", "status", "source")
     described = ("frame_material", "frame_shape", "colour", "gender", "face_width_fit")  # what product_text reads
     myntra = pl.DataFrame([{**{k: p[k] for k in keep}, **{k: a[k] for k in described}} for p, a in zip(rows, attributes)],
