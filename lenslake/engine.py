@@ -33,15 +33,13 @@ def read_raw_lines(files: list[tuple[Path, str]], ingest_date=None, settings: Se
     A file kept encrypted once ingested (``lenslake.privacy.landing``, ``*.enc``; its key ring from ``settings``) is
     authenticated whole in memory, then split by the same DuckDB reader as a clear file, so a rerun of an ingested
     day reads the very lines the first run read."""
+    from lenslake.privacy import landing
+
     con = duckdb.connect()
     parts = []
     try:
         for path, rel in files:
-            data = None
-            if str(path).endswith(".enc"):
-                from lenslake.privacy.landing import read_bytes
-
-                data = read_bytes(path, settings)
+            data = landing.read_bytes(path, settings) if landing.is_encrypted(path) else None
             lines = _read_lines(con, path, data)
             n = lines.num_rows
             zeros = np.zeros(n, dtype=np.int32)

@@ -65,6 +65,4 @@ def timed_job_run(settings: Settings, job_name: str):
 
 
 def timed_vectors_run(settings: Settings):
-    t = time.perf_counter()
-    result = run_vectors_job(settings)
-    return result, time.perf_counter() - t
+    return timed_job_run(settings, "vectors_job")

@@ -355,7 +355,9 @@ def test_the_myntra_import_rules_on_rows_in_the_catalogues_format(tmp_path):
 # The real catalogue stays outside the repository (../shared/data; its licence is not verified, so it is not copied
 # in): where it is absent, the counts below cannot be checked, and the rules are still tested on the rows above.
 @pytest.mark.skipif(not (MYNTRA / "styles.csv").exists(),
-                    reason="../shared/data/myntra_catalog (the real catalogue, outside the repository) is absent")
+                    reason="the real Myntra catalogue (../shared/data/myntra_catalog) is absent: it is not copied into the "
+                           "repository (licence unverified); its counts are checked where it is present, and the import "
+                           "rules are tested on hand-written Myntra rows everywhere")
 def test_the_myntra_import_maps_its_eyewear_and_leaves_absent_attributes_null(tmp_path):
     from lenslake.catalog.integrity import referential_checks
     from lenslake.catalog.myntra import import_myntra

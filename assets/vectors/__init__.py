@@ -12,6 +12,19 @@ from orchestration.resources import Lakehouse
 
 PRODUCT_EMBEDDINGS = dg.AssetKey(["vectors", "product_embeddings"])
 # check name -> (validate_all's name, description)
+def _check_specs(asset: dg.AssetKey, checks: dict) -> list[dg.AssetCheckSpec]:
+    """Blocking checks of a vector table: check name → (the library's check, its description)."""
+    return [dg.AssetCheckSpec(name, asset=asset, blocking=True, description=doc) for name, (_, doc) in checks.items()]
+
+
+def _check_results(asset: dg.AssetKey, checks: dict, results: dict):
+    """The library's results (``which`` → (passed, metadata)) as the asset's check results."""
+    for name, (which, _) in checks.items():
+        passed, meta = results[which]
+        yield dg.AssetCheckResult(check_name=name, asset_key=asset, passed=bool(passed),
+                                  severity=dg.AssetCheckSeverity.ERROR, metadata=_json_safe(meta))
+
+
 CHECKS = {
     "embedding_dimension": ("dimension", "Every vector has the model's dimension."),
     "embedding_finite": ("finite", "No NaN or infinite component."),
@@ -34,8 +47,7 @@ def _json_safe(meta: dict) -> dict:
     group_name="vectors",
     owners=["team:merchandising"],
     description="One vector per active SKU and live model version (LanceDB), tagged per publish.",
-    check_specs=[dg.AssetCheckSpec(name, asset=PRODUCT_EMBEDDINGS, blocking=True, description=doc)
-                 for name, (_, doc) in CHECKS.items()],
+    check_specs=_check_specs(PRODUCT_EMBEDDINGS, CHECKS),
 )
 def product_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     from lenslake.vectors.pipeline import embed_products
@@ -51,10 +63,7 @@ def product_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
         "seconds": dg.MetadataValue.float(round(r.seconds, 3)),
         "model_load_seconds": dg.MetadataValue.float(round(r.model_load_seconds, 3)),
     })
-    for name, (which, _) in CHECKS.items():
-        passed, meta = r.checks[which]
-        yield dg.AssetCheckResult(check_name=name, asset_key=PRODUCT_EMBEDDINGS, passed=bool(passed),
-                                  severity=dg.AssetCheckSeverity.ERROR, metadata=_json_safe(meta))
+    yield from _check_results(PRODUCT_EMBEDDINGS, CHECKS, r.checks)
 
 
 CONTENT_EMBEDDINGS = dg.AssetKey(["vectors", "content_embeddings"])
@@ -78,8 +87,7 @@ CONTENT_CHECKS = {
     description="One vector per distinct product description (catalog.products) and search query (silver.events, "
                 "scrubbed) and live model version (LanceDB, ids <kind>:<content hash>|<model_version>, with use counts), "
                 "tagged per publish.",
-    check_specs=[dg.AssetCheckSpec(name, asset=CONTENT_EMBEDDINGS, blocking=True, description=doc)
-                 for name, (_, doc) in CONTENT_CHECKS.items()],
+    check_specs=_check_specs(CONTENT_EMBEDDINGS, CONTENT_CHECKS),
 )
 def content_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     from lenslake.vectors.content import embed_content
@@ -97,10 +105,7 @@ def content_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
         "encode_seconds": dg.MetadataValue.float(round(r.encode_seconds, 3)),
         "model_load_seconds": dg.MetadataValue.float(round(r.model_load_seconds, 3)),
     })
-    for name, (which, _) in CONTENT_CHECKS.items():
-        passed, meta = r.checks[which]
-        yield dg.AssetCheckResult(check_name=name, asset_key=CONTENT_EMBEDDINGS, passed=bool(passed),
-                                  severity=dg.AssetCheckSeverity.ERROR, metadata=_json_safe(meta))
+    yield from _check_results(CONTENT_EMBEDDINGS, CONTENT_CHECKS, r.checks)
 
 
 USER_EMBEDDINGS = dg.AssetKey(["vectors", "user_embeddings"])
@@ -122,8 +127,7 @@ USER_CHECKS = {
     owners=["team:merchandising"],
     description="One time-decayed vector per user with personalization consent (LanceDB, ids "
                 "<user_token>|<model_version>); users who lost consent lose their vector.",
-    check_specs=[dg.AssetCheckSpec(name, asset=USER_EMBEDDINGS, blocking=True, description=doc)
-                 for name, (_, doc) in USER_CHECKS.items()],
+    check_specs=_check_specs(USER_EMBEDDINGS, USER_CHECKS),
 )
 def user_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     from lenslake.vectors.user_pipeline import embed_users
@@ -138,10 +142,7 @@ def user_embeddings(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
         "table_version": r.table_version, "tags": dg.MetadataValue.json(r.tags), "retired_rows": r.retired,
         "seconds": dg.MetadataValue.float(round(r.seconds, 3)),
     })
-    for name, (which, _) in USER_CHECKS.items():
-        passed, meta = r.checks[which]
-        yield dg.AssetCheckResult(check_name=name, asset_key=USER_EMBEDDINGS, passed=bool(passed),
-                                  severity=dg.AssetCheckSeverity.ERROR, metadata=_json_safe(meta))
+    yield from _check_results(USER_EMBEDDINGS, USER_CHECKS, r.checks)
 
 
 @dg.asset(
