@@ -56,12 +56,15 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(1, description="Replication factor of each event topic (3 on a real cluster).")
     kafka_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention.ms of each event topic (default 7 days).")
     kafka_consumer_group: str = Field("lenslake-bronze", description="Consumer group of the bronze ingest.")
-    kafka_ingest_chunk_messages: int = Field(250_000, description="Messages per bronze commit of a Kafka ingest run "
-                                                                  "(bounds its memory; each commit records positions).")
-    kafka_decode_processes: int = Field(1, description="Processes decoding Avro beside the ingest (0: decode in "
-                                                      "the ingest process).")
+    kafka_ingest_chunk_messages: int = Field(500_000, description="Messages per bronze commit of a Kafka ingest run "
+                                                                  "(bounds its memory; each commit records positions; "
+                                                                  "each chunk costs about 0.5 s of fixed work).")
+    kafka_decode_processes: int = Field(1, description="Processes decoding Avro (arrow-avro) beside the ingest (0: "
+                                                      "decode record by record in the ingest process).")
     kafka_parallel_decode_min_messages: int = Field(50_000, description="Runs with fewer messages decode in the "
                                                                         "ingest process (a process start costs more).")
+    kafka_decode_timeout_seconds: float = Field(60.0, description="A decoder process silent this long on one chunk "
+                                                "is stopped and the chunk decoded record by record instead.")
     kafka_lag_threshold: int = Field(10_000, description="kafka_lag_sensor starts an ingest run when the group's lag "
                                                          "(all event topics) reaches this many messages.")
     kafka_max_interval_minutes: int = Field(15, description="…and at least this often while the lag is above zero.")

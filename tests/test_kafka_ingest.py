@@ -187,8 +187,28 @@ def test_decoding_in_a_separate_process_gives_the_same_lake(broker, tmp_path, wo
         bronze, quarantine, event_ids = assert_exactly_once(settings, store)
         assert bronze.num_rows == world[1]["totals"]["valid_lines"]
         assert Counter(event_ids) == file_event_ids(settings, store, engine, world)
+        assert_same_values_as_files(store)
     finally:
         engine.release()
+
+
+def assert_same_values_as_files(store):
+    """Every bronze row from Kafka holds the values the same event holds when it came from a landing file: the Avro
+    records went to typed columns without a JSON round trip, through the same rules, tokens and scrubbing."""
+    import pyarrow.compute as pc
+
+    t = store.read("bronze.events")
+    lineage = {"ingest_date", "source", "source_file", "source_line", "kafka_topic", "kafka_partition", "kafka_offset"}
+    values = [c for c in t.column_names if c not in lineage]
+
+    def rows(source):
+        part = t.filter(pc.equal(t.column("source"), source)).select(values)
+        return sorted(part.to_pylist(), key=lambda r: (r["event_id"], repr(sorted(r.items()))))
+
+    from_kafka, from_files = rows("kafka"), rows("file")
+    assert len(from_kafka) == len(from_files) > 0
+    for a, b in zip(from_kafka, from_files):
+        assert a == b
 
 
 def test_new_messages_are_ingested_from_where_the_tables_stand(kafka_settings, store, engine, world):
@@ -207,8 +227,12 @@ def test_new_messages_are_ingested_from_where_the_tables_stand(kafka_settings, s
     assert_exactly_once(kafka_settings, store)
 
 
+@pytest.mark.parametrize("decoder", ["in-process", "arrow-avro"])
 def test_garbage_and_an_unknown_schema_id_are_quarantined_with_their_reasons_and_positions(kafka_settings, store,
-                                                                                             engine, world):
+                                                                                             engine, world, decoder):
+    """Undecodable bytes of every kind, decoded record by record in the ingest process and by arrow-avro in a
+    decoder process. arrow-avro never returns on a record followed by extra bytes: the decoder process is stopped
+    after ``kafka_decode_timeout_seconds`` and the chunk decoded record by record, losing nothing."""
     import orjson
     from confluent_kafka import Producer
 
@@ -224,21 +248,25 @@ def test_garbage_and_an_unknown_schema_id_are_quarantined_with_their_reasons_and
     event = next(orjson.loads(line) for path in world_files(world[0]) for line in path.read_bytes().splitlines()
                  if b'"schema":"page_view"' in line and b'"schema_version":1,' in line)
     _, good = codec(kafka_settings).encode_event(event)
-    values = [good, b"not avro at all", struct.pack(">bI", 0, 999_999) + good[5:], good[:-3], good]
+    values = [good, b"not avro at all", struct.pack(">bI", 0, 999_999) + good[5:], good[:-3], good, good + b"\x00\x02"]
+    if decoder == "arrow-avro":
+        kafka_settings = kafka_settings.model_copy(update={"kafka_parallel_decode_min_messages": 0,
+                                                           "kafka_decode_timeout_seconds": 10.0})
     producer = Producer({"bootstrap.servers": kafka_settings.kafka_bootstrap})
     for v in values:
         producer.produce(topic, v, partition=1)
     assert producer.flush(30) == 0
 
     result = ingest_kafka(engine, store, kafka_settings)
-    assert result.read == 5 and result.reconciled
-    assert result.reasons == {"undecodable_payload": 2, "unknown_schema_id": 1}
+    assert result.read == 6 and result.reconciled
+    assert result.reasons == {"undecodable_payload": 3, "unknown_schema_id": 1}
     q = store.read("bronze.events_quarantine")
     rows = sorted(q.to_pylist(), key=lambda r: r["kafka_offset"])
     assert [(r["kafka_topic"], r["kafka_partition"], r["kafka_offset"], r["reason_code"]) for r in rows] == [
-        (topic, 1, 1, "undecodable_payload"), (topic, 1, 2, "unknown_schema_id"), (topic, 1, 3, "undecodable_payload")]
+        (topic, 1, 1, "undecodable_payload"), (topic, 1, 2, "unknown_schema_id"), (topic, 1, 3, "undecodable_payload"),
+        (topic, 1, 5, "undecodable_payload")]
     keys = load_keys(kafka_settings)
-    for r, raw in zip(rows, values[1:4]):
+    for r, raw in zip(rows, [*values[1:4], values[5]]):
         assert r["source"] == "kafka" and r["payload"] is None and r["source_file"] is None
         assert unseal(r["payload_encrypted"], r["payload_key_id"], keys.encryption, position(r).encode()) == raw
     b = store.read("bronze.events")
@@ -326,8 +354,28 @@ def test_chunked_ingest_killed_in_its_second_chunk_resumes_exactly_once(broker, 
     engine = get_engine(settings)
     try:
         assert Counter(event_ids) == file_event_ids(settings, store, engine, world)
+        assert_same_values_as_files(store)
     finally:
         engine.release()
+
+
+def assert_same_values_as_files(store):
+    """Every bronze row from Kafka holds the values the same event holds when it came from a landing file: the Avro
+    records went to typed columns without a JSON round trip, through the same rules, tokens and scrubbing."""
+    import pyarrow.compute as pc
+
+    t = store.read("bronze.events")
+    lineage = {"ingest_date", "source", "source_file", "source_line", "kafka_topic", "kafka_partition", "kafka_offset"}
+    values = [c for c in t.column_names if c not in lineage]
+
+    def rows(source):
+        part = t.filter(pc.equal(t.column("source"), source)).select(values)
+        return sorted(part.to_pylist(), key=lambda r: (r["event_id"], repr(sorted(r.items()))))
+
+    from_kafka, from_files = rows("kafka"), rows("file")
+    assert len(from_kafka) == len(from_files) > 0
+    for a, b in zip(from_kafka, from_files):
+        assert a == b
 
 
 # --- encryption in transit --------------------------------------------------------------------------------------------

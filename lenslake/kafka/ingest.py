@@ -8,9 +8,10 @@ for idempotent Delta sinks). A run:
 1. reads each table's recorded position per partition (absent: the group's committed offset, else the earliest
    held) and starts from the lower of the two; it stops at the end offsets seen when the run starts
    (``topics.end_offsets``: checked, since a broker's ListOffsets answer can be wrong);
-2. decodes every message (``wire.decode``): a record becomes a JSON line that goes through the landing path's
-   bronze transform with its Kafka position as lineage; bytes that cannot be decoded are quarantined sealed, with
-   their reason (``unknown_schema_id``, ``undecodable_payload``) and position;
+2. decodes the messages into Arrow, the contract's fields as columns (``lenslake.kafka.records``: arrow-avro in a
+   decoder process for large runs, fastavro record by record for small ones), which meet the landing path's bronze
+   rules, tokens and scrubbing with their Kafka position as lineage (no JSON round trip); bytes that cannot be
+   decoded are quarantined sealed, with their reason (``unknown_schema_id``, ``undecodable_payload``) and position;
 3. lets each table skip the rows below its own recorded position (a run killed between the two commits leaves
    bronze ahead of quarantine: the rerun re-reads from quarantine's position and bronze skips what it holds), then
    appends them in ONE commit carrying the new positions of every partition;
@@ -27,7 +28,7 @@ import multiprocessing
 import os
 import signal
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -168,32 +169,32 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         by_key = {(p.topic, p.partition): p for p in plan}
 
         def write(reached, raw, decoding):
-            decoded, undecodable = decoding.result() if decoding is not None else decode_messages(settings, raw)
-            events, quarantine, suppressed = _to_bronze(engine, settings, decoded, undecodable)
-            _count(by_key, decoded, undecodable, events, quarantine, suppressed)
+            fields, undecodable = _decoded(settings, raw, decoding)
+            events, quarantine, suppressed = _to_bronze(engine, settings, raw, fields, undecodable)
+            _count(by_key, raw, events, quarantine, suppressed)
             for name, rows in ((BRONZE, events), (QUARANTINE, quarantine)):
                 _commit_chunk(store, group, name, rows, held[name], reached, by_key, result)
 
-        # Three stages overlap: this thread reads chunk n+1 while a decoder process turns chunk n's Avro into JSON
-        # lines (Python work, a core of its own) and a writer thread validates and commits chunk n-1 (DuckDB and
+        # Three stages overlap: this thread reads chunk n+1 while a decoder process turns chunk n's Avro into Arrow
+        # (arrow-avro, lenslake.kafka.records) and a writer thread validates and commits chunk n-1 (DuckDB and
         # delta-rs work outside the GIL). One chunk waits for the writer at most, so commits stay in order and
-        # memory bounded. Small runs decode on the writer thread: a process costs more to start than they take.
+        # memory bounded. Small runs decode record by record on the writer thread: a process costs more to start
+        # than they take.
         messages = sum(p.end - p.start for p in todo)
         parallel = settings.kafka_decode_processes > 0 and messages >= settings.kafka_parallel_decode_min_messages
         if parallel:
             from lenslake.privacy.scrub import warm_up_in_background
 
-            warm_up_in_background()  # a large run: spaCy loads (seconds) while the first chunk is read
+            warm_up_in_background()  # a large run: spaCy loads (a second) while the first chunk is read
         with contextlib.ExitStack() as stages:
             writer = stages.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer"))
-            decoder = stages.enter_context(ProcessPoolExecutor(
-                settings.kafka_decode_processes, mp_context=multiprocessing.get_context("spawn"))) if parallel else None
+            decoder = stages.enter_context(_Decoders(settings)) if parallel else None
             in_flight = None
             for reached, raw in _consume(consumer, todo, settings, timeout):
-                decoding = decoder.submit(decode_messages, settings, raw) if decoder else None
+                decoding = decoder.submit(raw) if decoder else None
                 if in_flight is not None:
                     in_flight.result()
-                in_flight = writer.submit(write, reached, None if decoding else raw, decoding)
+                in_flight = writer.submit(write, reached, raw, decoding)
             if in_flight is not None:
                 in_flight.result()
         # Only now, with both tables committed: the group's offsets (what status and lag show). A run killed after
@@ -238,22 +239,53 @@ def _commit_group(consumer, plan: list[PartitionIngest], committed: dict) -> Non
         consumer.commit(offsets=behind, asynchronous=False)
 
 
-def decode_messages(settings, raw: list) -> tuple[list, list]:
-    """Raw messages (topic, partition, offset, value) → (decoded records as (topic, partition, offset, JSON line),
-    undecodable messages as (topic, partition, offset, value, reason)). Runs in a decoder process for large runs."""
-    import orjson
+class _Decoders:
+    """Decoder processes (spawned) turning chunks of message values into Arrow with arrow-avro. A chunk one of them
+    does not finish within ``kafka_decode_timeout_seconds`` (arrow-avro never returns on a block that ends with
+    bytes left after its last record) stops the processes; that chunk and the rest decode record by record."""
 
-    from lenslake.kafka.wire import codec
+    def __init__(self, settings):
+        self.settings = settings
+        self.pool = multiprocessing.get_context("spawn").Pool(settings.kafka_decode_processes)
 
-    decode, dumps = codec(settings).decode, orjson.dumps
-    decoded, undecodable = [], []
-    for topic, partition, offset, value in raw:
-        record, reason, _detail = decode(value)
-        if record is not None:
-            decoded.append((topic, partition, offset, dumps(record).decode()))
-        else:
-            undecodable.append((topic, partition, offset, value or b"", reason))
-    return decoded, undecodable
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+    def submit(self, raw: list):
+        from lenslake.kafka.records import decode_batch
+
+        if self.pool is None:
+            return None
+        return self, self.pool.apply_async(decode_batch, (self.settings, [m[3] for m in raw]), {"fast": True})
+
+
+def _decoded(settings, raw: list, decoding) -> tuple[pa.Table, list]:
+    """A chunk's records as contract fields, and its undecodable messages: from the decoder process when one took
+    it and answers in time, else record by record here."""
+    from lenslake.kafka.records import decode_batch
+
+    if decoding is not None:
+        decoders, pending = decoding
+        if decoders.pool is not None:  # (stopped on an earlier chunk: this one's answer will never come)
+            try:
+                return pending.get(settings.kafka_decode_timeout_seconds)
+            except multiprocessing.TimeoutError:
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "the Avro decoder process gave no answer in %.0f s: stopped; decoding record by record from here",
+                    settings.kafka_decode_timeout_seconds)
+                decoders.stop()
+    return decode_batch(settings, [m[3] for m in raw], fast=False)
 
 
 def _consume(consumer, todo: list[PartitionIngest], settings, timeout: float):
@@ -306,40 +338,50 @@ def _consume(consumer, todo: list[PartitionIngest], settings, timeout: float):
     consumer.unassign()
 
 
-def _to_bronze(engine, settings, decoded, undecodable) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """Decoded records through the landing path's bronze transform (lineage: topic, partition, offset), plus the
-    undecodable messages as sealed quarantine rows; and the positions of erased users' events, dropped."""
+def _to_bronze(engine, settings, raw: list, fields: pa.Table, undecodable: list) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Decoded records through the bronze rules (lineage: topic, partition, offset), plus the undecodable messages
+    as sealed quarantine rows; and the positions of erased users' events, dropped."""
+    import orjson
+
+    from lenslake.kafka.wire import codec
     from lenslake.privacy.governance import split_suppressed
     from lenslake.privacy.keys import load_keys
     from lenslake.transforms import bronze as bronze_t
 
-    if not decoded and not undecodable:  # a chunk that only moved positions (the end of a partition with gaps)
+    if not raw:  # a chunk that only moved positions (the end of a partition with gaps)
         from lenslake.tables import table_spec
 
         empty = table_spec(BRONZE).arrow_schema.empty_table()
         return empty, table_spec(QUARANTINE).arrow_schema.empty_table(), empty.select(["kafka_topic", "kafka_partition"])
     keys = load_keys(settings)
     today = settings.now().date()
-    n = len(decoded)
-    lines = pa.table({
-        "line": pa.array([d[3] for d in decoded], pa.string()),
-        "is_json": pa.array([True] * n, pa.bool_()),  # an Avro record serialized as JSON is always an object
-        "source_file": pa.nulls(n, pa.string()),
-        "source_line": pa.nulls(n, pa.int64()),
-        "ingest_date": pa.array([today] * n, pa.date32()),
-        "kafka_topic": pa.array([d[0] for d in decoded], pa.string()),
-        "kafka_partition": pa.array([d[1] for d in decoded], pa.int32()),
-        "kafka_offset": pa.array([d[2] for d in decoded], pa.int64()),
-    })
-    lines, suppressed = split_suppressed(lines, settings)
+    n, record = fields.num_rows, fields.column("record")
+    lineage = {"kafka_topic": pa.array([m[0] for m in raw], pa.string()),
+               "kafka_partition": pa.array([m[1] for m in raw], pa.int32()),
+               "kafka_offset": pa.array([m[2] for m in raw], pa.int64())}
+    for name, values in lineage.items():
+        fields = fields.append_column(name, pc.take(values, record))
+    fields = (fields.append_column("source_file", pa.nulls(n, pa.string()))
+              .append_column("source_line", pa.nulls(n, pa.int64()))
+              .append_column("ingest_date", pa.repeat(pa.scalar(today, pa.date32()), n)))
+    fields, suppressed = split_suppressed(fields, settings, user_column="user_id")
+    decode = codec(settings).decode
+
+    def payload_of(i: int) -> str:  # a rejected record as the JSON line a landing file would hold
+        return orjson.dumps(decode(raw[i][3])[0]).decode()
+
     try:
-        events, quarantine = bronze_t.bronze_from_lines(engine, lines, keys, source="kafka")
+        events, quarantine = bronze_t.bronze_from_fields(engine, fields, keys, payload_of, source="kafka")
     finally:
         engine.release()
     if undecodable:
-        rows = [bronze_t.sealed_row(value, value.decode("utf-8", errors="replace"), reason,
-                                    {"kafka_topic": t, "kafka_partition": p, "kafka_offset": o, "ingest_date": today}, keys)
-                for t, p, o, value, reason in undecodable]
+        rows = []
+        for i, reason in undecodable:
+            t, p, o, value = raw[i]
+            value = value or b""
+            rows.append(bronze_t.sealed_row(value, value.decode("utf-8", errors="replace"), reason,
+                                            {"kafka_topic": t, "kafka_partition": p, "kafka_offset": o,
+                                             "ingest_date": today}, keys))
         quarantine = pa.concat_tables([quarantine, bronze_t.finish_quarantine(rows, "kafka")])
     return events, quarantine, suppressed.select(["kafka_topic", "kafka_partition"])
 
@@ -366,11 +408,11 @@ def _skip_held(rows: pa.Table, positions: dict[tuple[str, int], int]) -> pa.Tabl
     return rows.filter(pc.fill_null(keep, False))
 
 
-def _count(by_key, decoded, undecodable, events, quarantine, suppressed) -> None:
+def _count(by_key, raw, events, quarantine, suppressed) -> None:
     """Add a chunk's messages read and rows made to each partition's tally."""
     from collections import Counter
 
-    read = Counter((t, p) for t, p, *_ in decoded) + Counter((t, p) for t, p, *_ in undecodable)
+    read = Counter((m[0], m[1]) for m in raw)
     for key, p in by_key.items():
         p.read += read.get(key, 0)
         p.bronze += _rows_of(events, *key)

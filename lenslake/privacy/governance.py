@@ -127,7 +127,14 @@ def suppressed_mask(lines: pa.Array, hashes: set[str], key: bytes) -> pa.Array:
     """True for the lines of suppressed users: each distinct user id is hashed once."""
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
-    encoded = pc.dictionary_encode(user_ids_of_lines(lines))
+    return suppressed_user_mask(user_ids_of_lines(lines), hashes, key)
+
+
+def suppressed_user_mask(user_ids: pa.Array, hashes: set[str], key: bytes) -> pa.Array:
+    """True where the user id (clear, before tokenization) is a suppressed user's: each distinct id hashed once."""
+    if isinstance(user_ids, pa.ChunkedArray):
+        user_ids = user_ids.combine_chunks()
+    encoded = pc.dictionary_encode(user_ids)
     flags = pa.array([subject_hash(v, key) in hashes for v in encoded.dictionary.to_pylist()], pa.bool_())
     return pc.fill_null(pc.take(flags, encoded.indices), False)
 
@@ -139,11 +146,15 @@ def drop_suppressed(lines: pa.Table, settings: Settings) -> tuple[pa.Table, int]
     return kept, dropped.num_rows
 
 
-def split_suppressed(lines: pa.Table, settings: Settings) -> tuple[pa.Table, pa.Table]:
-    """(the lines to ingest, the lines of erased users): the second is what a caller counts per source position."""
+def split_suppressed(lines: pa.Table, settings: Settings, *, user_column: str | None = None) -> tuple[pa.Table, pa.Table]:
+    """(the lines to ingest, the lines of erased users): the second is what a caller counts per source position.
+    ``user_column``: rows that hold the clear user id in a column (decoded Kafka records) instead of a JSON line."""
     hashes = suppressed_hashes(settings)
     if not hashes or lines.num_rows == 0:
         return lines, lines.slice(0, 0)
     _, key = suppression_key(settings)
-    mask = suppressed_mask(lines.column("line"), hashes, key)
+    if user_column:
+        mask = suppressed_user_mask(lines.column(user_column), hashes, key)
+    else:
+        mask = suppressed_mask(lines.column("line"), hashes, key)
     return lines.filter(pc.invert(mask)), lines.filter(mask)

@@ -31,10 +31,14 @@ def parse_events(engine, lines):
     """Parse the JSON-object lines: one string column per contract field plus ``violations`` and ``reason``."""
     F = engine.F
     fields = {rule.column: rule.path for rule in event_fields()}
-    parsed = engine.json_fields(lines.where(F.col("is_json")), "line", fields)
-    violations = F.concat_ws(";", *violation_columns(F))
-    parsed = parsed.withColumn("violations", violations)
-    # The first broken rule is the reason; an empty list means the line is valid.
+    return with_violations(engine, engine.json_fields(lines.where(F.col("is_json")), "line", fields))
+
+
+def with_violations(engine, fields):
+    """Rows holding one string column per contract field (the value's JSON text) → plus ``violations`` (every
+    broken rule, ``;``-separated) and ``reason`` (the first one; null when the row is valid)."""
+    F = engine.F
+    parsed = fields.withColumn("violations", F.concat_ws(";", *violation_columns(F)))
     first = F.split(F.col("violations"), ";").getItem(0)
     return parsed.withColumn("reason", F.when(F.col("violations") != F.lit(""), first))
 
@@ -192,8 +196,29 @@ def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, source: str = 
         )
     )
     malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line", "ingest_date", *kafka])
-    events = typed_events(engine, valid, keys, source=source)
+    return _scrubbed(typed_events(engine, valid, keys, source=source)), quarantine_rows(rejected, malformed, keys,
+                                                                                       source=source)
+
+
+def bronze_from_fields(engine, fields: pa.Table, keys: KeyStore, payload_of, *, source: str = "kafka"):
+    """Split decoded records (one string column per contract field, as ``parse_events`` extracts them from a JSON
+    line, plus lineage, ``ingest_date`` and ``record``: the record's index in its batch) into (bronze events,
+    quarantine rows). Records that already arrive typed (Avro) skip JSON parsing but meet the same rules;
+    ``payload_of(record index)`` gives a rejected record's JSON text for its quarantine row (the few, in Python)."""
+    F = engine.F
+    parsed = engine.checkpoint(with_violations(engine, engine.from_arrow(fields)))
+    kafka = [c for c in KAFKA_LINEAGE if c in fields.column_names]
+    rejected = engine.to_arrow(parsed.where(F.col("reason").isNotNull()).select(
+        "record", "source_file", "source_line", "ingest_date", "reason", "violations", "schema", "schema_version",
+        "event_id", *kafka))
+    rejected = rejected.append_column("line", pa.array([payload_of(i) for i in rejected.column("record").to_pylist()],
+                                                       pa.string()))
+    malformed = pa.table({"line": pa.array([], pa.string())})
+    events = _scrubbed(typed_events(engine, parsed.where(F.col("reason").isNull()), keys, source=source))
+    return events, quarantine_rows(rejected, malformed, keys, source=source)
+
+
+def _scrubbed(events: pa.Table) -> pa.Table:
     from lenslake.privacy.scrub import scrub_columns
 
-    events = scrub_columns(events, [c.name for c in table_spec("bronze.events").columns if c.free_text])
-    return events, quarantine_rows(rejected, malformed, keys, source=source)
+    return scrub_columns(events, [c.name for c in table_spec("bronze.events").columns if c.free_text])
