@@ -187,3 +187,9 @@ def test_a_quarantined_search_keeps_its_query_scrubbed(engine, keys):
     _, quarantine = bronze_from_lines(engine, lines_table([bad]), keys)
     payload = json.loads(quarantine.column("payload")[0].as_py())
     assert payload["properties"]["query"] == "order for <PERSON>"
+
+
+def test_the_process_keeps_one_scrubber_so_spacy_loads_once_and_the_cache_lasts():
+    from lenslake.privacy.scrub import get_scrubber
+
+    assert get_scrubber() is get_scrubber()

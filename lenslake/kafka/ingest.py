@@ -182,10 +182,6 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         # than they take.
         messages = sum(p.end - p.start for p in todo)
         parallel = settings.kafka_decode_processes > 0 and messages >= settings.kafka_parallel_decode_min_messages
-        if parallel:
-            from lenslake.privacy.scrub import warm_up_in_background
-
-            warm_up_in_background()  # a large run: spaCy loads (a second) while the first chunk is read
         with contextlib.ExitStack() as stages:
             writer = stages.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer"))
             decoder = stages.enter_context(_Decoders(settings)) if parallel else None
@@ -245,8 +241,11 @@ class _Decoders:
     bytes left after its last record) stops the processes; that chunk and the rest decode record by record."""
 
     def __init__(self, settings):
+        from lenslake.kafka.records import warm_up
+
         self.settings = settings
-        self.pool = multiprocessing.get_context("spawn").Pool(settings.kafka_decode_processes)
+        # spaCy loads in the decoder (a second or two) while this process reads the first chunk
+        self.pool = multiprocessing.get_context("spawn").Pool(settings.kafka_decode_processes, initializer=warm_up)
 
     def __enter__(self):
         return self
@@ -261,23 +260,26 @@ class _Decoders:
             self.pool = None
 
     def submit(self, raw: list):
-        from lenslake.kafka.records import decode_batch
+        from lenslake.kafka.records import decode_in_process
 
         if self.pool is None:
             return None
-        return self, self.pool.apply_async(decode_batch, (self.settings, [m[3] for m in raw]), {"fast": True})
+        return self, self.pool.apply_async(decode_in_process, (self.settings, [m[3] for m in raw]))
 
 
 def _decoded(settings, raw: list, decoding) -> tuple[pa.Table, list]:
     """A chunk's records as contract fields, and its undecodable messages: from the decoder process when one took
     it and answers in time, else record by record here."""
     from lenslake.kafka.records import decode_batch
+    from lenslake.privacy.scrub import get_scrubber
 
     if decoding is not None:
         decoders, pending = decoding
         if decoders.pool is not None:  # (stopped on an earlier chunk: this one's answer will never come)
             try:
-                return pending.get(settings.kafka_decode_timeout_seconds)
+                fields, undecodable, scrubbed = pending.get(settings.kafka_decode_timeout_seconds)
+                get_scrubber().remember(scrubbed)
+                return fields, undecodable
             except multiprocessing.TimeoutError:
                 import logging
 

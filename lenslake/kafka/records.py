@@ -36,6 +36,29 @@ BLOCK_RECORDS = 4096  # records per Avro block: one block's error sends only its
 GROUP_RECORDS = 65_536  # records per arrow-avro read
 
 
+def decode_in_process(settings, values: list):
+    """What a decoder process does with a chunk: ``decode_batch`` the fast way, then scrub the chunk's distinct free
+    text (``x-free-text`` fields: search queries) there, on its own core. The ingest process takes the results into
+    its scrubber's cache (``Scrubber.remember``), so its scrubbing, after validation as on the landing path, finds
+    them done. Returns (fields, undecodable, scrubbed texts)."""
+    from lenslake.contracts.events import event_fields
+    from lenslake.privacy.scrub import get_scrubber
+
+    fields, bad = decode_batch(settings, values, fast=True)
+    texts = set()
+    for rule in event_fields():
+        if rule.free_text:
+            texts.update(v for v in pc.unique(fields.column(rule.column)).to_pylist() if v is not None)
+    return fields, bad, get_scrubber().scrub_many(sorted(texts)) if texts else []
+
+
+def warm_up() -> None:
+    """A decoder process's start: load the scrubber while the ingest reads the first chunk."""
+    from lenslake.privacy.scrub import get_scrubber
+
+    get_scrubber().load()
+
+
 def decode_batch(settings, values: list, *, fast: bool) -> tuple[pa.Table, list[tuple[int, str]]]:
     """(a table of contract fields with a ``record`` column, [(index, reason code)] of the undecodable values)."""
     c = codec(settings)

@@ -299,6 +299,14 @@ class Scrubber:
     def scrub(self, text: str) -> Scrubbed:
         return self.scrub_many([text])[0]
 
+    def remember(self, results: Iterable[Scrubbed]) -> None:
+        """Take texts another process scrubbed (a Kafka decoder process) into the cache: scrubbing them here is then
+        a lookup, with the same outcome."""
+        for r in results:
+            self._cache[_key(r.text)] = r
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
     def scrub_many(self, texts: Iterable[str]) -> list[Scrubbed]:
         """Scrub every text; each distinct text is analysed once, and never again while it stays in the cache."""
         texts = list(texts)
@@ -595,8 +603,9 @@ def warm_up_in_background() -> threading.Thread:
     return thread
 
 
+@functools.lru_cache(maxsize=1)
 def get_scrubber() -> Scrubber:
-    """The process's scrubber (spaCy loads on its first text that needs it)."""
+    """The process's scrubber (spaCy loads on its first text that needs it), kept for the process's life."""
     return Scrubber()
 
 
