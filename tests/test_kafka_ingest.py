@@ -359,25 +359,6 @@ def test_chunked_ingest_killed_in_its_second_chunk_resumes_exactly_once(broker, 
         engine.release()
 
 
-def assert_same_values_as_files(store):
-    """Every bronze row from Kafka holds the values the same event holds when it came from a landing file: the Avro
-    records went to typed columns without a JSON round trip, through the same rules, tokens and scrubbing."""
-    import pyarrow.compute as pc
-
-    t = store.read("bronze.events")
-    lineage = {"ingest_date", "source", "source_file", "source_line", "kafka_topic", "kafka_partition", "kafka_offset"}
-    values = [c for c in t.column_names if c not in lineage]
-
-    def rows(source):
-        part = t.filter(pc.equal(t.column("source"), source)).select(values)
-        return sorted(part.to_pylist(), key=lambda r: (r["event_id"], repr(sorted(r.items()))))
-
-    from_kafka, from_files = rows("kafka"), rows("file")
-    assert len(from_kafka) == len(from_files) > 0
-    for a, b in zip(from_kafka, from_files):
-        assert a == b
-
-
 # --- encryption in transit --------------------------------------------------------------------------------------------
 
 
