@@ -53,10 +53,16 @@ def decode_in_process(settings, values: list):
 
 
 def warm_up() -> None:
-    """A decoder process's start: load the scrubber while the ingest reads the first chunk."""
+    """A decoder process's start: load the scrubber while the ingest reads the first chunk. A failure is left to
+    the first scrub to raise, with its reason (an initializer that raises makes the pool respawn it forever)."""
+    import logging
+
     from lenslake.privacy.scrub import get_scrubber
 
-    get_scrubber().load()
+    try:
+        get_scrubber().load()
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).warning("the decoder process could not load the scrubber ahead", exc_info=True)
 
 
 def decode_batch(settings, values: list, *, fast: bool) -> tuple[pa.Table, list[tuple[int, str]]]:
