@@ -186,7 +186,9 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
             writer = stages.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer"))
             decoder = stages.enter_context(_Decoders(settings)) if parallel else None
             in_flight = None
-            for reached, raw in _consume(consumer, todo, settings, timeout):
+            # chunks of equal size, none above the setting: no small last chunk left alone at the end
+            chunks = -(-messages // settings.kafka_ingest_chunk_messages)
+            for reached, raw in _consume(consumer, todo, -(-messages // max(chunks, 1)) or 1, timeout):
                 decoding = decoder.submit(raw) if decoder else None
                 if in_flight is not None:
                     in_flight.result()
@@ -290,14 +292,13 @@ def _decoded(settings, raw: list, decoding) -> tuple[pa.Table, list]:
     return decode_batch(settings, [m[3] for m in raw], fast=False)
 
 
-def _consume(consumer, todo: list[PartitionIngest], settings, timeout: float):
-    """Read [start, end) of each partition, yielding chunks of about ``settings.kafka_ingest_chunk_messages``:
+def _consume(consumer, todo: list[PartitionIngest], chunk_size: int, timeout: float):
+    """Read [start, end) of each partition, yielding chunks of about ``chunk_size`` messages:
     (the next offset reached per partition read in the chunk, the messages as (topic, partition, offset, value))."""
     from confluent_kafka import KafkaError, TopicPartition
 
     if not todo:
         return
-    chunk_size = settings.kafka_ingest_chunk_messages
     ends = {(p.topic, p.partition): p.end for p in todo}
     consumer.assign([TopicPartition(p.topic, p.partition, p.start) for p in todo])
     pending = set(ends)
