@@ -225,5 +225,5 @@ def _as_json_text(value: pa.Array) -> pa.Array:
 
         with duckdb.connect() as con:
             con.register("t", pa.table({"v": value}))
-            return con.execute("SELECT to_json(v)::VARCHAR FROM t").to_arrow_table().column(0).combine_chunks()
+            return con.sql("SELECT to_json(v)::VARCHAR FROM t").to_arrow_table().column(0).combine_chunks()
     return pc.cast(value, pa.string())
