@@ -183,6 +183,7 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         messages = sum(p.end - p.start for p in todo)
         parallel = settings.kafka_decode_processes > 0 and messages >= settings.kafka_parallel_decode_min_messages
         with contextlib.ExitStack() as stages:
+            stages.enter_context(_cyclic_gc_paused())
             writer = stages.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer"))
             decoder = stages.enter_context(_Decoders(settings)) if parallel else None
             in_flight = None
@@ -207,6 +208,23 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         return result
     finally:
         consumer.close()
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """Pause Python's cyclic garbage collector while messages are read and written: a chunk holds half a million
+    values in growing lists, which every full collection walks again (reading 1M messages took 5.3 s with it,
+    2.2 s without: the bare loop's time). Nothing the ingest makes forms reference cycles; what others make is
+    collected when it resumes."""
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _commit_chunk(store, group, name, rows, held, reached, by_key, result) -> None:

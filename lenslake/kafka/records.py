@@ -53,12 +53,15 @@ def decode_in_process(settings, values: list):
 
 
 def warm_up() -> None:
-    """A decoder process's start: load the scrubber while the ingest reads the first chunk. A failure is left to
-    the first scrub to raise, with its reason (an initializer that raises makes the pool respawn it forever)."""
+    """A decoder process's start: pause the cyclic garbage collector and load the scrubber while the ingest reads
+    the first chunk. A failure to load is left to the first scrub to raise, with its reason (an initializer that
+    raises makes the pool respawn it forever)."""
+    import gc
     import logging
 
     from lenslake.privacy.scrub import get_scrubber
 
+    gc.disable()  # the process lives for one ingest; its chunk lists are what full collections would walk again
     try:
         get_scrubber().load()
     except Exception:  # noqa: BLE001
