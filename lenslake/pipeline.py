@@ -76,9 +76,6 @@ def _tally(values) -> dict[str, int]:
 
 def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, days) -> StepResult:
     """Landing NDJSON of the days → bronze.events + bronze.events_quarantine (source 'file')."""
-    from lenslake.privacy.scrub import warm_up_in_background
-
-    warm_up_in_background()  # spaCy loads (a second) while DuckDB reads the lines
     dates = _dates(days)
     files = {d: landing_files(settings, str(d)) for d in dates}
     lines = pa.concat_tables([read_raw_lines(files[d], d, settings) for d in dates])

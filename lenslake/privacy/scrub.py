@@ -188,40 +188,10 @@ def offline_tldextract() -> None:
         module.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
-def _import_presidio() -> None:
-    """Import presidio_analyzer without torch and transformers, which it would import otherwise.
-
-    Its nlp_engine package imports the Hugging Face token pipe unconditionally, which imports transformers and torch
-    when they are installed (sentence-transformers installs them): 3 of the 4 seconds a scrubber took to load, for
-    an engine lenslake never uses (it runs spaCy's small model). Both are hidden from that one import, under the
-    import lock so no other thread misses them meanwhile, and importable again afterwards.
-    """
-    import sys
-
-    if "presidio_analyzer" in sys.modules:
-        return
-    import _imp
-
-    _imp.acquire_lock()
-    try:
-        hidden = [m for m in ("transformers", "torch") if m not in sys.modules]
-        for m in hidden:
-            sys.modules[m] = None  # type: ignore[assignment]  (an import of it raises ImportError)
-        try:
-            import presidio_analyzer  # noqa: F401
-            import presidio_analyzer.nlp_engine  # noqa: F401
-        finally:
-            for m in hidden:
-                sys.modules.pop(m, None)
-    finally:
-        _imp.release_lock()
-
-
 def nlp_engine():
     """Presidio's spaCy engine on the offline small model (Presidio's default asks for en_core_web_lg)."""
     import logging
 
-    _import_presidio()
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     offline_tldextract()
@@ -401,7 +371,6 @@ class Scrubber:
 
     def _load_engines(self) -> None:
         if self._analyzer is None:
-            _import_presidio()
             from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
             from presidio_analyzer.predefined_recognizers import (
                 CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer, SpacyRecognizer)

@@ -187,7 +187,6 @@ def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, source: str = 
     F = engine.F
     df = engine.from_arrow(lines)
     parsed = engine.checkpoint(parse_events(engine, df))
-    scrubbing = _scrub_ahead(engine, parsed)
     valid = parsed.where(F.col("reason").isNull())
     kafka = [c for c in KAFKA_LINEAGE if c in lines.column_names]
     rejected = engine.to_arrow(
@@ -197,27 +196,8 @@ def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, source: str = 
         )
     )
     malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line", "ingest_date", *kafka])
-    events = typed_events(engine, valid, keys, source=source)
-    scrubbing.join()
-    return _scrubbed(events), quarantine_rows(rejected, malformed, keys, source=source)
-
-
-def _scrub_ahead(engine, parsed):
-    """Scrub the distinct free text of the parsed lines on a thread (spaCy, Python) while the engine types and
-    tokenizes them (DuckDB or Spark work, outside the GIL): the scrubbing after validation then finds every text in
-    the process's scrubber cache. Returns the thread (join before scrubbing)."""
-    import threading
-
-    from lenslake.privacy.scrub import get_scrubber
-
-    texts = []
-    for rule in event_fields():
-        if rule.free_text:
-            column = engine.to_arrow(parsed.select(rule.column).where(engine.F.col(rule.column).isNotNull()).distinct())
-            texts += column.column(0).to_pylist()
-    thread = threading.Thread(target=get_scrubber().scrub_many, args=(texts,), name="scrub-ahead", daemon=True)
-    thread.start()
-    return thread
+    return _scrubbed(typed_events(engine, valid, keys, source=source)), quarantine_rows(rejected, malformed, keys,
+                                                                                       source=source)
 
 
 def bronze_from_fields(engine, fields: pa.Table, keys: KeyStore, payload_of, *, source: str = "kafka"):
