@@ -187,9 +187,8 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
             writer = stages.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer"))
             decoder = stages.enter_context(_Decoders(settings)) if parallel else None
             in_flight = None
-            # chunks of equal size, none above the setting: no small last chunk left alone at the end
-            chunks = -(-messages // settings.kafka_ingest_chunk_messages)
-            for reached, raw in _consume(consumer, todo, -(-messages // max(chunks, 1)) or 1, timeout):
+            for reached, raw in _consume(consumer, todo, _even_chunks(messages, settings.kafka_ingest_chunk_messages),
+                                         timeout):
                 decoding = decoder.submit(raw) if decoder else None
                 if in_flight is not None:
                     in_flight.result()
@@ -208,6 +207,12 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
         return result
     finally:
         consumer.close()
+
+
+def _even_chunks(messages: int, most: int) -> int:
+    """The size of chunks of equal size, none above ``most``: no small last chunk left alone at the end."""
+    chunks = max(1, -(-messages // most))
+    return max(1, -(-messages // chunks))
 
 
 @contextlib.contextmanager

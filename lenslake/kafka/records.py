@@ -70,18 +70,21 @@ def warm_up() -> None:
 
 def decode_batch(settings, values: list, *, fast: bool) -> tuple[pa.Table, list[tuple[int, str]]]:
     """(a table of contract fields with a ``record`` column, [(index, reason code)] of the undecodable values)."""
+    from lenslake.contracts.events import event_fields
+
     c = codec(settings)
+    rules = event_fields()  # (read once: it checks the registry's state on disk)
     groups, bad = _split_by_schema(c, values)
     tables = []
     for schema_id, indices in groups.items():
         for start in range(0, len(indices), GROUP_RECORDS):
             part = indices[start:start + GROUP_RECORDS]
-            decoded = _decode_fast(c, schema_id, values, part) if fast else None
-            if decoded is None:
-                decoded, failed = _decode_slow(c, schema_id, values, part)
+            records = _decode_fast(c, schema_id, values, part) if fast else None
+            if records is None:
+                records, part, failed = _decode_slow(c, schema_id, values, part)
                 bad.extend(failed)
-            tables.append(decoded)
-    return (pa.concat_tables(tables) if tables else _fields_schema().empty_table()), bad
+            tables.append(_flatten(records, part, rules))
+    return (pa.concat_tables(tables) if tables else _fields_schema(rules).empty_table()), bad
 
 
 def _split_by_schema(c, values: list) -> tuple[dict[int, np.ndarray], list[tuple[int, str]]]:
@@ -111,7 +114,7 @@ def _split_by_schema(c, values: list) -> tuple[dict[int, np.ndarray], list[tuple
 
 
 def _decode_fast(c, schema_id: int, values: list, indices: np.ndarray) -> pa.Table | None:
-    """The records at ``indices`` through arrow-avro, flattened; None when arrow-avro cannot read them."""
+    """The records at ``indices`` through arrow-avro; None when arrow-avro cannot read them."""
     from polars_avro import AvroError
 
     bodies = [values[i][HEADER.size:] for i in indices.tolist()]
@@ -124,13 +127,12 @@ def _decode_fast(c, schema_id: int, values: list, indices: np.ndarray) -> pa.Tab
         table = _read_container(b"".join(parts))
     except (AvroError, ValueError, OSError):
         return None
-    if table.num_rows != len(indices):
-        return None
-    return _flatten(table, indices)
+    return table if table.num_rows == len(indices) else None
 
 
-def _decode_slow(c, schema_id: int, values: list, indices: np.ndarray) -> tuple[pa.Table, list[tuple[int, str]]]:
-    """The records at ``indices`` through fastavro one by one (exact reasons for the bad ones), flattened."""
+def _decode_slow(c, schema_id: int, values: list, indices: np.ndarray) -> tuple[pa.Table, np.ndarray, list]:
+    """The records at ``indices`` through fastavro one by one: (the records read, their indices, [(index, reason)]
+    of the bad ones, with exact reasons)."""
     records, kept, bad = [], [], []
     for i in indices.tolist():
         record, reason, _detail = c.decode(values[i])
@@ -139,8 +141,7 @@ def _decode_slow(c, schema_id: int, values: list, indices: np.ndarray) -> tuple[
         else:
             records.append(record)
             kept.append(i)
-    table = pa.Table.from_pylist(records, schema=arrow_schema(c, schema_id))
-    return _flatten(table, np.array(kept, np.int64)), bad
+    return pa.Table.from_pylist(records, schema=arrow_schema(c, schema_id)), np.array(kept, np.int64), bad
 
 
 def _read_container(data: bytes) -> pa.Table:
@@ -158,11 +159,15 @@ def _arrow_schema(document: str) -> pa.Schema:
 
 def arrow_schema(c, schema_id: int) -> pa.Schema:
     """The Arrow schema arrow-avro reads a registry schema as (enums as dictionaries, unions as nullable)."""
-    return _arrow_schema(json.dumps(c.registry.by_id(schema_id).document))
+    return _arrow_schema(_writer_schema(c, schema_id))
 
 
 def _ocf_header(c, schema_id: int, sync: bytes) -> bytes:
-    return _ocf_header_of(json.dumps(c.registry.by_id(schema_id).document), sync)
+    return _ocf_header_of(_writer_schema(c, schema_id), sync)
+
+
+def _writer_schema(c, schema_id: int) -> str:
+    return json.dumps(c.registry.by_id(schema_id).document)
 
 
 def _ocf_header_of(document: str, sync: bytes) -> bytes:
@@ -187,21 +192,18 @@ def _zigzag(n: int) -> bytes:
 # --- records → contract fields ----------------------------------------------------------------------------------
 
 
-def _fields_schema() -> pa.Schema:
-    from lenslake.contracts.events import event_fields
-
-    return pa.schema([*(pa.field(r.column, pa.string()) for r in event_fields()), pa.field("record", pa.int64())])
+def _fields_schema(rules) -> pa.Schema:
+    return pa.schema([*(pa.field(r.column, pa.string()) for r in rules), pa.field("record", pa.int64())])
 
 
-def _flatten(table: pa.Table, indices: np.ndarray) -> pa.Table:
-    """Decoded records of one schema → the contract field columns as JSON text (absent fields null) + ``record``."""
-    from lenslake.contracts.events import event_fields
-
+def _flatten(table: pa.Table, indices: np.ndarray, rules) -> pa.Table:
+    """Decoded records of one schema → the contract field columns (``rules``: ``event_fields()``) as JSON text,
+    absent fields null, + ``record``."""
     n = table.num_rows
     props = table.column("properties").combine_chunks() if "properties" in table.column_names else None
     prop_names = {props.type.field(i).name for i in range(props.type.num_fields)} if props is not None else set()
     columns = {}
-    for rule in event_fields():
+    for rule in rules:
         parts = rule.path.split(".")[1:]
         if len(parts) == 1 and parts[0] in table.column_names:
             value = table.column(parts[0]).combine_chunks()
@@ -212,7 +214,7 @@ def _flatten(table: pa.Table, indices: np.ndarray) -> pa.Table:
             continue
         columns[rule.column] = _as_json_text(value)
     columns["record"] = pa.array(indices, pa.int64())
-    return pa.table(columns, schema=_fields_schema())
+    return pa.table(columns, schema=_fields_schema(rules))
 
 
 def _as_json_text(value: pa.Array) -> pa.Array:

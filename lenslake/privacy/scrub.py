@@ -565,14 +565,6 @@ def _key(text: str) -> bytes:
 
 
 @functools.lru_cache(maxsize=1)
-def warm_up_in_background() -> threading.Thread:
-    """Load spaCy and Presidio on a thread (seconds) while the caller reads its input; the first scrub waits for it."""
-    thread = threading.Thread(target=lambda: get_scrubber().load(), name="scrubber-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
-@functools.lru_cache(maxsize=1)
 def get_scrubber() -> Scrubber:
     """The process's scrubber (spaCy loads on its first text that needs it), kept for the process's life."""
     return Scrubber()

@@ -25,6 +25,8 @@ from lenslake.tables import RENAMES, table_spec
 TYPED = {"int64": "bigint", "double": "double", "bool": "boolean", "string": "string"}
 # Lineage of a line read from Kafka (instead of source_file/source_line): carried through when the lines have it.
 KAFKA_LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")
+# What quarantine_rows reads of a rejected row, besides its payload and its lineage.
+REJECTED = ("source_file", "source_line", "ingest_date", "reason", "violations", "schema", "schema_version", "event_id")
 
 
 def parse_events(engine, lines):
@@ -190,10 +192,7 @@ def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, source: str = 
     valid = parsed.where(F.col("reason").isNull())
     kafka = [c for c in KAFKA_LINEAGE if c in lines.column_names]
     rejected = engine.to_arrow(
-        parsed.where(F.col("reason").isNotNull()).select(
-            "line", "source_file", "source_line", "ingest_date", "reason", "violations", "schema", "schema_version", "event_id",
-            *kafka,
-        )
+        parsed.where(F.col("reason").isNotNull()).select("line", *REJECTED, *kafka)
     )
     malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line", "ingest_date", *kafka])
     return _scrubbed(typed_events(engine, valid, keys, source=source)), quarantine_rows(rejected, malformed, keys,
@@ -208,9 +207,7 @@ def bronze_from_fields(engine, fields: pa.Table, keys: KeyStore, payload_of, *, 
     F = engine.F
     parsed = engine.checkpoint(with_violations(engine, engine.from_arrow(fields)))
     kafka = [c for c in KAFKA_LINEAGE if c in fields.column_names]
-    rejected = engine.to_arrow(parsed.where(F.col("reason").isNotNull()).select(
-        "record", "source_file", "source_line", "ingest_date", "reason", "violations", "schema", "schema_version",
-        "event_id", *kafka))
+    rejected = engine.to_arrow(parsed.where(F.col("reason").isNotNull()).select("record", *REJECTED, *kafka))
     rejected = rejected.append_column("line", pa.array([payload_of(i) for i in rejected.column("record").to_pylist()],
                                                        pa.string()))
     malformed = pa.table({"line": pa.array([], pa.string())})
