@@ -21,9 +21,12 @@ lindqvist``) are missed by spaCy's small model, so an all-lower-case text reache
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import importlib.abc
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -188,16 +191,47 @@ def offline_tldextract() -> None:
         module.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
+class _RefuseToThisThread(importlib.abc.MetaPathFinder):
+    """An import finder that answers "no such module" for some top-level packages, to one thread only."""
+
+    def __init__(self, packages: tuple[str, ...]):
+        self.packages = packages
+        self.thread = threading.get_ident()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if threading.get_ident() == self.thread and fullname.partition(".")[0] in self.packages:
+            raise ModuleNotFoundError(f"{fullname} is not loaded for the scrubber", name=fullname)
+        return None
+
+
+@contextlib.contextmanager
+def without_deep_learning_imports():
+    """Load spaCy and Presidio without torch and transformers: thinc (under spaCy) and Presidio import them when
+    they are installed (sentence-transformers installs them) and both treat their absence as normal; the small
+    CPU model needs neither. It saves about 2.8 s of each process's first scrub (3.9 s → 1.2 s here).
+
+    Only imports made by this thread are refused, while the block runs: another thread importing torch meanwhile
+    (the embeddings) gets it, and a torch already imported is used as it is. The refusal is for good in thinc
+    (``has_torch`` stays false in this process), which only spaCy's transformer pipelines would need."""
+    finder = _RefuseToThisThread(("torch", "transformers"))
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
 def nlp_engine():
     """Presidio's spaCy engine on the offline small model (Presidio's default asks for en_core_web_lg)."""
     import logging
 
-    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    with without_deep_learning_imports():
+        from presidio_analyzer.nlp_engine import NlpEngineProvider
 
-    offline_tldextract()
-    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    config = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": MODEL}]}
-    return NlpEngineProvider(nlp_configuration=config).create_engine()
+        offline_tldextract()
+        logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+        config = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": MODEL}]}
+        return NlpEngineProvider(nlp_configuration=config).create_engine()
 
 
 def plain_analyzer():
@@ -221,7 +255,8 @@ def _lexicon():
         variants |= {p, p.replace("-", " "), p.replace("-", "")}
     ordered = sorted(variants, key=len, reverse=True)
     pattern = re.compile(r"(?<![\w])(?:" + "|".join(re.escape(p) for p in ordered) + r")(?![\w])", re.IGNORECASE)
-    from spacy.lang.en.stop_words import STOP_WORDS
+    with without_deep_learning_imports():
+        from spacy.lang.en.stop_words import STOP_WORDS
 
     safe = set(EYEWEAR_WORDS.split()) | set(CONTRACTIONS.split()) | {w for w in STOP_WORDS if w.isalpha()}
     safe |= {w for p in phrases for w in _WORD.findall(p) if " " not in p and "-" not in p}
@@ -371,11 +406,13 @@ class Scrubber:
 
     def _load_engines(self) -> None:
         if self._analyzer is None:
-            from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-            from presidio_analyzer.predefined_recognizers import (
-                CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer, SpacyRecognizer)
+            with without_deep_learning_imports():
+                from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+                from presidio_analyzer.predefined_recognizers import (
+                    CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer,
+                    SpacyRecognizer)
 
-            engine = nlp_engine()
+                engine = nlp_engine()
             registry = RecognizerRegistry(supported_languages=["en"])
             for recognizer in (SpacyRecognizer(supported_entities=["PERSON"]), EmailRecognizer(), IpRecognizer(),
                                CreditCardRecognizer(), IbanRecognizer(), PhoneRecognizer(supported_regions=PHONE_REGIONS),
