@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
 import pyarrow as pa
@@ -71,3 +72,31 @@ def gx_check_result(table: str, written: pa.Table | None) -> dg.AssetCheckResult
         metadata=metadata,
         description="an expectation raised: the check is broken, not the data" if outcome.errored else None,
     )
+
+
+class ChecksBeside:
+    """Runs the GX suites of a step's tables on one worker thread, beside the step's own writes.
+
+    The step hands a table's rows over as soon as they are final, before it writes them (``rows_ready``, the
+    ``lenslake.pipeline`` hook): GX's pandas work then overlaps the Delta writes and the landing encryption, which
+    run in native code. A table never handed over is checked as written empty, as ``gx_check_result`` does. The
+    checks are the same; only when they run changes, and a step still yields no result before its checks end."""
+
+    def __init__(self, tables: tuple[str, ...]):
+        self.tables = tables
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx-checks")
+        self._running: dict[str, Future] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def rows_ready(self, table: str, rows: pa.Table) -> None:
+        if table in self.tables:
+            self._running[table] = self._pool.submit(gx_check_result, table, rows)
+
+    def result(self, table: str) -> dg.AssetCheckResult:
+        running = self._running.get(table)
+        return running.result() if running is not None else gx_check_result(table, None)

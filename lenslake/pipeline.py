@@ -12,6 +12,7 @@ one that crossed midnight), sessionizing with a look-back over the day before.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,13 @@ from lenslake.transforms import silver as silver_t
 ONE_DAY = dt.timedelta(days=1)
 # What identifies one landed row in bronze, whatever its source.
 ROW_IDENTITY = ("source", "source_file", "source_line", "kafka_topic", "kafka_partition", "kafka_offset")
+# Told (table, rows) as soon as a step's rows of a table are final, before they are written: the Dagster assets
+# start that table's checks then, on a thread beside the writes (expectations.factory.ChecksBeside).
+RowsReady = Callable[[str, pa.Table], None]
+
+
+def _no_one(table: str, rows: pa.Table) -> None:
+    pass
 
 
 @dataclass
@@ -74,7 +82,8 @@ def _tally(values) -> dict[str, int]:
     return dict(sorted((str(c["values"]), c["counts"]) for c in counts))
 
 
-def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, days) -> StepResult:
+def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, days,
+                        rows_ready: RowsReady = _no_one) -> StepResult:
     """Landing NDJSON of the days → bronze.events + bronze.events_quarantine (source 'file')."""
     dates = _dates(days)
     files = {d: landing_files(settings, str(d)) for d in dates}
@@ -86,6 +95,7 @@ def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, d
     finally:
         engine.release()
     part = {"ingest_date": dates, "source": "file"}
+    rows_ready("bronze.events", events)
     w_events = store.replace_partitions("bronze.events", events, part)
     w_quarantine = store.replace_partitions("bronze.events_quarantine", quarantine, part)
     if lines.num_rows != w_events.rows + w_quarantine.rows:
@@ -104,10 +114,11 @@ def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, d
     )
 
 
-def build_silver(engine: Engine, store: DeltaStore, settings: Settings, days) -> StepResult:
+def build_silver(engine: Engine, store: DeltaStore, settings: Settings, days,
+                 rows_ready: RowsReady = _no_one) -> StepResult:
     """Bronze rows ingested on the days → silver.events, silver.bot_events, silver.sessions."""
     try:
-        return _build_silver(engine, store, settings, _dates(days))
+        return _build_silver(engine, store, settings, _dates(days), rows_ready)
     finally:
         engine.release()
 
@@ -121,7 +132,8 @@ def _between(F, column: str, lo: dt.date, hi: dt.date):
     return (F.col(column) >= F.lit(lo)) & (F.col(column) <= F.lit(hi))
 
 
-def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: list[dt.date]) -> StepResult:
+def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: list[dt.date],
+                  rows_ready: RowsReady) -> StepResult:
     F = engine.F
     these = f"ingest_date IN ({_sql_dates(dates)})"
     bronze = _read(engine, store, "bronze.events", these)
@@ -177,6 +189,7 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
         .join(sessions_of, F.col("event_id") == F.col("_sid_event"), "inner")
         .drop("_sid_event")
     )
+    rows_ready("silver.events", rewritten)
     w_events = store.replace_partitions("silver.events", rewritten, {"event_date": rewrite})
 
     # Sessions starting on [lo-1, hi+1]: every one of their events lies in [lo-1, hi+2].
@@ -184,6 +197,7 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
     around = _read(engine, store, "silver.events", f"event_date BETWEEN DATE '{s_lo}' AND DATE '{s_hi + ONE_DAY}'")
     sessions = silver_t.sessions_from_events(engine, around).where(_between(F, "session_date", s_lo, s_hi))
     sessions = engine.to_arrow(sessions)
+    rows_ready("silver.sessions", sessions)
     w_sessions = store.replace_partitions("silver.sessions", sessions, {"session_date": (s_lo, s_hi)})
     counts["event_dates_rewritten"] = f"{rewrite[0]}..{rewrite[1]}"
     return StepResult([w_bots, w_events, w_sessions], counts, {"silver.events": rewritten, "silver.sessions": sessions})

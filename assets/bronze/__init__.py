@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.common import write_metadata
-from expectations.factory import gx_check_result, gx_check_spec, warm_up
+from expectations.factory import ChecksBeside, gx_check_spec, warm_up
 from lenslake.pipeline import ingest_landing_days
 from orchestration.partitions import EVENT_PARTITIONING
 from orchestration.resources import Lakehouse
@@ -29,7 +29,10 @@ QUARANTINE = dg.AssetKey(["bronze", "events_quarantine"])
 )
 def bronze_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     warm_up()
-    result = ingest_landing_days(lakehouse.engine(), lakehouse.store(), lakehouse.settings(), context.partition_keys)
+    with ChecksBeside(("bronze.events",)) as checks:
+        result = ingest_landing_days(lakehouse.engine(), lakehouse.store(), lakehouse.settings(), context.partition_keys,
+                                     checks.rows_ready)
+        gx_bronze = checks.result("bronze.events")
     c = result.counts
     context.log.info(f"{c['landed']} lines → {c['accepted']} bronze, {c['quarantined']} quarantined")
     yield dg.MaterializeResult(
@@ -45,4 +48,4 @@ def bronze_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
         passed=c["landed"] == c["accepted"] + c["quarantined"],
         metadata={"landed": c["landed"], "accepted": c["accepted"], "quarantined": c["quarantined"]},
     )
-    yield gx_check_result("bronze.events", result.written.get("bronze.events"))
+    yield gx_bronze

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.common import write_metadata
-from expectations.factory import gx_check_result, gx_check_spec, warm_up
+from expectations.factory import ChecksBeside, gx_check_spec, warm_up
 from lenslake.pipeline import build_silver
 from orchestration.partitions import EVENT_PARTITIONING
 from orchestration.resources import Lakehouse
@@ -27,7 +27,10 @@ SESSIONS = dg.AssetKey(["silver", "sessions"])
 )
 def silver_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
     warm_up()
-    result = build_silver(lakehouse.engine(), lakehouse.store(), lakehouse.settings(), context.partition_keys)
+    with ChecksBeside(("silver.events", "silver.sessions")) as checks:
+        result = build_silver(lakehouse.engine(), lakehouse.store(), lakehouse.settings(), context.partition_keys,
+                              checks.rows_ready)
+        gx = {table: checks.result(table) for table in checks.tables}
     c = result.counts
     context.log.info(f"silver: {c}")
     events, sessions = result.write("silver.events"), result.write("silver.sessions")
@@ -42,5 +45,5 @@ def silver_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
                                 bot_reasons=dg.MetadataValue.json(c["bot_reasons"])),
     )
     yield dg.MaterializeResult(asset_key=SESSIONS, metadata=write_metadata(sessions) if sessions else {})
-    yield gx_check_result("silver.events", result.written.get("silver.events"))
-    yield gx_check_result("silver.sessions", result.written.get("silver.sessions"))
+    yield gx["silver.events"]
+    yield gx["silver.sessions"]
