@@ -84,3 +84,12 @@ def test_pii_fields_become_tokens_that_join_across_events(engine, keys):
     tokens = set(events.column("email_token").to_pylist())
     assert len(tokens) == 1 and next(iter(tokens)).startswith("t1_")
     assert "email" not in events.column_names and "ip" not in events.column_names
+
+
+def test_tokens_in_bulk_are_the_tokens_one_by_one(keys):
+    from lenslake.privacy.tokens import token, tokens
+
+    values = ["a@example.com", "", "Zoë Ångström", "+44 20 7946 0958", "198.51.100.7", "x" * 500, "日本語"]
+    bulk = tokens(values, keys.token)
+    assert bulk.to_pylist() == [token(v, keys.token) for v in values]
+    assert len(set(bulk.to_pylist())) == len(values) and tokens([], keys.token).to_pylist() == []

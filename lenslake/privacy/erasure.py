@@ -267,7 +267,7 @@ def erase_from_tables(store: DeltaStore, settings: Settings, user_ids: list[str]
 def _pii_members(lines: pa.Array, ring) -> dict[str, pa.Array]:
     """Tokens of the PII members of raw lines (e-mail, phone, …): each distinct value tokenized once."""
     from lenslake.contracts.events import event_fields, token_column
-    from lenslake.privacy.tokens import token
+    from lenslake.privacy.tokens import tokens
 
     out = {}
     for rule in event_fields():
@@ -276,8 +276,7 @@ def _pii_members(lines: pa.Array, ring) -> dict[str, pa.Array]:
         member = rule.path.split(".")[-1]
         values = pc.struct_field(pc.extract_regex(lines, rf'"{member}"\s*:\s*"(?P<v>(?:[^"\\]|\\.)*)"'), [0])
         encoded = pc.dictionary_encode(values)
-        toks = pa.array([token(v, ring) for v in encoded.dictionary.to_pylist()], pa.string())
-        out[token_column(rule.pii)] = pc.take(toks, encoded.indices)
+        out[token_column(rule.pii)] = pc.take(tokens(encoded.dictionary.to_pylist(), ring), encoded.indices)
     return out
 
 
