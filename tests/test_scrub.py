@@ -193,3 +193,35 @@ def test_the_process_keeps_one_scrubber_so_spacy_loads_once_and_the_cache_lasts(
     from lenslake.privacy.scrub import get_scrubber
 
     assert get_scrubber() is get_scrubber()
+
+
+LOAD_WITHOUT_TORCH = """
+import json, sys, threading
+from lenslake.privacy.scrub import get_scrubber, without_deep_learning_imports
+out = {"scrubbed": get_scrubber().scrub_many(["mail tom baxter at tom@example.com"])[0].scrubbed,
+       "loaded": sorted(m for m in ("torch", "transformers") if m in sys.modules)}
+with without_deep_learning_imports():
+    try:
+        import transformers  # noqa: F401
+        out["this_thread"] = "imported"
+    except ModuleNotFoundError:
+        out["this_thread"] = "refused"
+    other = threading.Thread(target=lambda: out.setdefault("other_thread", __import__("torch").__name__))
+    other.start()
+    other.join()
+import transformers  # noqa: E402,F401
+out["after"] = transformers.__name__
+out["finders_left"] = [type(f).__name__ for f in sys.meta_path if "Refuse" in type(f).__name__]
+print(json.dumps(out))
+"""
+
+
+def test_the_scrubber_loads_without_torch_and_refuses_it_to_its_own_thread_only():
+    """The scrubber's load skips torch and transformers (seconds of import), but only in the loading thread and only
+    while it loads: another thread importing torch meanwhile gets it, and so does anyone afterwards."""
+    run = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_TORCH], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["scrubbed"] == "mail <PERSON> at <EMAIL>" and out["loaded"] == []
+    assert out["this_thread"] == "refused" and out["other_thread"] == "torch"
+    assert out["after"] == "transformers" and out["finders_left"] == []
