@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -38,6 +39,8 @@ from lenslake.kafka.config import kafka_config, topics
 
 BRONZE, QUARANTINE = "bronze.events", "bronze.events_quarantine"
 BATCH = 10_000
+# Chunks read ahead of the one being written: the reading never waits for the writer until this many are queued.
+READ_AHEAD = 2
 # Test hook: SIGKILL this process at a named point ("during_consume", "after_bronze", "after_quarantine"; ":N" for
 # its N-th passage, e.g. "after_bronze:2" in the second chunk).
 KILL_AT_ENV = "LENSLAKE_TEST_KILL_AT"
@@ -175,10 +178,10 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
             for name, rows in ((BRONZE, events), (QUARANTINE, quarantine)):
                 _commit_chunk(store, group, name, rows, held[name], reached, by_key, result)
 
-        # Three stages overlap: this thread reads chunk n+1 while a decoder process turns chunk n's Avro into Arrow
-        # (arrow-avro, lenslake.kafka.records) and a writer thread validates and commits chunk n-1 (DuckDB and
-        # delta-rs work outside the GIL). One chunk waits for the writer at most, so commits stay in order and
-        # memory bounded. Small runs decode record by record on the writer thread: a process costs more to start
+        # Three stages overlap: this thread reads ahead while a decoder process turns the chunks' Avro into Arrow
+        # (arrow-avro, lenslake.kafka.records) and a writer thread validates and commits them one by one, in order
+        # (DuckDB and delta-rs work outside the GIL). At most READ_AHEAD chunks wait for the writer, so memory
+        # stays bounded. Small runs decode record by record on the writer thread: a process costs more to start
         # than they take.
         messages = sum(p.end - p.start for p in todo)
         parallel = settings.kafka_decode_processes > 0 and messages >= settings.kafka_parallel_decode_min_messages
@@ -186,15 +189,15 @@ def ingest_kafka(engine, store, settings, *, timeout: float = 60.0) -> KafkaInge
             stages.enter_context(_cyclic_gc_paused())
             writer = stages.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-writer"))
             decoder = stages.enter_context(_Decoders(settings)) if parallel else None
-            in_flight = None
+            in_flight = deque()
             for reached, raw in _consume(consumer, todo, _even_chunks(messages, settings.kafka_ingest_chunk_messages),
                                          timeout):
                 decoding = decoder.submit(raw) if decoder else None
-                if in_flight is not None:
-                    in_flight.result()
-                in_flight = writer.submit(write, reached, raw, decoding)
-            if in_flight is not None:
-                in_flight.result()
+                while len(in_flight) >= READ_AHEAD:
+                    in_flight.popleft().result()
+                in_flight.append(writer.submit(write, reached, raw, decoding))
+            while in_flight:
+                in_flight.popleft().result()
         # Only now, with both tables committed: the group's offsets (what status and lag show). A run killed after
         # its Delta commits left the group behind the tables: this catches it up without a Delta commit.
         _commit_group(consumer, plan, committed)
