@@ -179,16 +179,16 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
         .select(F.col("event_id").alias("_sid_event"), "session_id")
     )
     columns = table_spec("silver.events").column_names
+    # The kept rows' session ids ride on the narrow key, so the full-width bronze rows are joined once.
+    kept = (human.select(F.col("_row").alias("_kept"), F.col("event_id").alias("_kept_event"))
+            .join(sessions_of, F.col("_kept_event") == F.col("_sid_event"), "inner").select("_kept", "session_id"))
     new_rows = (
-        bronze.join(human.select(F.col("_row").alias("_kept")), row_key == F.col("_kept"), "inner")
+        bronze.join(kept, row_key == F.col("_kept"), "inner")
         .withColumn("event_date", F.to_date(F.col("event_time")))
     )
-    old_rows = context.drop("session_id").where(_between(F, "event_date", *rewrite))
-    rewritten = engine.to_arrow(
-        new_rows.select(*[c for c in columns if c != "session_id"]).unionByName(old_rows.select(*[c for c in columns if c != "session_id"]))
-        .join(sessions_of, F.col("event_id") == F.col("_sid_event"), "inner")
-        .drop("_sid_event")
-    )
+    old_rows = (context.drop("session_id").where(_between(F, "event_date", *rewrite))
+                .join(sessions_of, F.col("event_id") == F.col("_sid_event"), "inner"))
+    rewritten = engine.to_arrow(new_rows.select(*columns).unionByName(old_rows.select(*columns)))
     rows_ready("silver.events", rewritten)
     w_events = store.replace_partitions("silver.events", rewritten, {"event_date": rewrite})
 
