@@ -452,3 +452,19 @@ def test_a_replayed_topic_does_not_bring_an_erased_user_back(kafka_settings, sto
     assert user_token not in after.column(0).to_pylist()
     assert after.num_rows - before == result.accepted
     assert pc.sum(pc.equal(after.column(0), user_token).cast("int64")).as_py() in (None, 0)
+
+
+def test_a_chunk_keeps_only_the_rows_at_or_past_each_partitions_recorded_position():
+    """What a table already holds is skipped per partition (a rerun after a crash between the two tables' commits),
+    rows of a partition without a recorded position are not written, and per-partition counts add up."""
+    import pyarrow as pa
+
+    from lenslake.kafka.ingest import _per_partition, _skip_held
+
+    rows = pa.table({"kafka_topic": ["a", "a", "a", "b", "b", "c"], "kafka_partition": pa.array([0, 0, 1, 0, 3, 0], pa.int32()),
+                     "kafka_offset": pa.array([5, 6, 2, 9, 1, 0], pa.int64()), "value": list("uvwxyz")})
+    kept = _skip_held(rows, {("a", 0): 6, ("a", 1): 0, ("b", 0): 10, ("b", 3): 1})
+    assert kept.column("value").to_pylist() == ["v", "w", "y"]
+    assert _skip_held(rows.slice(0, 3), {("a", 0): 0, ("a", 1): 0}).num_rows == 3
+    assert _per_partition(rows) == {("a", 0): 2, ("a", 1): 1, ("b", 0): 1, ("b", 3): 1, ("c", 0): 1}
+    assert _per_partition(rows.slice(0, 0)) == {}

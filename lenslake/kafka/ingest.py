@@ -32,6 +32,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -242,9 +243,10 @@ def _commit_chunk(store, group, name, rows, held, reached, by_key, result) -> No
         return  # the table holds this chunk already (a rerun after a crash between the two commits)
     rows = _skip_held(rows, held)
     written_attr = "bronze_written" if name == BRONZE else "quarantine_written"
+    counts = _per_partition(rows)
     for key in reached:
         p = by_key[key]
-        setattr(p, written_attr, getattr(p, written_attr) + _rows_of(rows, *key))
+        setattr(p, written_attr, getattr(p, written_attr) + counts.get(key, 0))
     result.writes.append(store.append(name, rows, app_versions={app_id(group, *key): pos for key, pos in moved.items()}))
     if name == QUARANTINE and rows.num_rows:
         for c in pc.value_counts(rows.column("reason_code")).to_pylist():
@@ -292,7 +294,9 @@ class _Decoders:
 
         if self.pool is None:
             return None
-        return self, self.pool.apply_async(decode_in_process, (self.settings, [m[3] for m in raw]))
+        # One Arrow buffer crosses to the process (pickling a list pickles every bytes object under the GIL).
+        values = pa.array([m[3] for m in raw], pa.binary())
+        return self, self.pool.apply_async(decode_in_process, (self.settings, values))
 
 
 def _decoded(settings, raw: list, decoding) -> tuple[pa.Table, list]:
@@ -415,26 +419,35 @@ def _to_bronze(engine, settings, raw: list, fields: pa.Table, undecodable: list)
     return events, quarantine, suppressed.select(["kafka_topic", "kafka_partition"])
 
 
-def _mask(rows: pa.Table, topic: str, partition: int):
-    return pc.and_(pc.equal(rows.column("kafka_topic"), topic),
-                   pc.equal(rows.column("kafka_partition"), pa.scalar(partition, pa.int32())))
-
-
-def _rows_of(rows: pa.Table, topic: str, partition: int) -> int:
+def _per_partition(rows: pa.Table) -> dict[tuple[str, int], int]:
+    """How many rows each (topic, partition) holds: one grouping, not a scan per partition."""
     if rows.num_rows == 0:
-        return 0
-    return int(pc.sum(pc.fill_null(_mask(rows, topic, partition), False).cast(pa.int64())).as_py() or 0)
+        return {}
+    counts = rows.select(["kafka_topic", "kafka_partition"]).group_by(["kafka_topic", "kafka_partition"]).aggregate(
+        [([], "count_all")])
+    return {(t, p): n for t, p, n in zip(counts.column("kafka_topic").to_pylist(),
+                                         counts.column("kafka_partition").to_pylist(),
+                                         counts.column("count_all").to_pylist())}
 
 
 def _skip_held(rows: pa.Table, positions: dict[tuple[str, int], int]) -> pa.Table:
-    """The rows at or past their partition's recorded position (what the table does not hold yet)."""
+    """The rows at or past their partition's recorded position (what the table does not hold yet); rows of a
+    partition without a position are not kept. Each row's position is looked up by index, in one pass."""
     if rows.num_rows == 0:
         return rows
-    keep = None
-    for (topic, partition), position in positions.items():
-        m = pc.and_(_mask(rows, topic, partition), pc.greater_equal(rows.column("kafka_offset"), position))
-        keep = m if keep is None else pc.or_(keep, m)
-    return rows.filter(pc.fill_null(keep, False))
+    topics = pc.dictionary_encode(rows.column("kafka_topic")).combine_chunks()
+    names = topics.dictionary.to_pylist()
+    partition = rows.column("kafka_partition").to_numpy().astype(np.int64)
+    # position[topic index, partition]; "never" where none is recorded
+    never = np.iinfo(np.int64).max
+    position = np.full((len(names), int(partition.max()) + 1), never, dtype=np.int64)
+    for t, name in enumerate(names):
+        for (topic, p), at in positions.items():
+            if topic == name and p < position.shape[1]:
+                position[t, p] = at
+    keep = rows.column("kafka_offset").to_numpy() >= position[topics.indices.to_numpy(), partition]
+    # Usually every row is new: then no copy (a filter copies every column of the chunk).
+    return rows if keep.all() else rows.filter(pa.array(keep))
 
 
 def _count(by_key, raw, events, quarantine, suppressed) -> None:
@@ -442,8 +455,9 @@ def _count(by_key, raw, events, quarantine, suppressed) -> None:
     from collections import Counter
 
     read = Counter((m[0], m[1]) for m in raw)
+    bronze, quarantined, suppressed = (_per_partition(rows) for rows in (events, quarantine, suppressed))
     for key, p in by_key.items():
         p.read += read.get(key, 0)
-        p.bronze += _rows_of(events, *key)
-        p.quarantined += _rows_of(quarantine, *key)
-        p.suppressed += _rows_of(suppressed, *key)
+        p.bronze += bronze.get(key, 0)
+        p.quarantined += quarantined.get(key, 0)
+        p.suppressed += suppressed.get(key, 0)

@@ -44,7 +44,7 @@ def decode_in_process(settings, values: list):
     from lenslake.contracts.events import event_fields
     from lenslake.privacy.scrub import get_scrubber
 
-    fields, bad = decode_batch(settings, values, fast=True)
+    fields, bad = decode_batch(settings, values.to_pylist() if isinstance(values, pa.Array) else values, fast=True)
     texts = set()
     for rule in event_fields():
         if rule.free_text:
