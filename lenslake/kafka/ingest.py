@@ -274,8 +274,9 @@ class _Decoders:
         from lenslake.kafka.records import warm_up
 
         self.settings = settings
-        # spaCy loads in the decoder (a second or two) while this process reads the first chunk
-        self.pool = multiprocessing.get_context("spawn").Pool(settings.kafka_decode_processes, initializer=warm_up)
+        # The scrubber and the decoding get ready in the decoder while this process reads the first chunk.
+        self.pool = multiprocessing.get_context("spawn").Pool(settings.kafka_decode_processes, initializer=warm_up,
+                                                              initargs=(settings,))
 
     def __enter__(self):
         return self

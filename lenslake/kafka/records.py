@@ -52,20 +52,28 @@ def decode_in_process(settings, values: list):
     return fields, bad, get_scrubber().scrub_many(sorted(texts)) if texts else []
 
 
-def warm_up() -> None:
-    """A decoder process's start: pause the cyclic garbage collector and load the scrubber while the ingest reads
-    the first chunk. A failure to load is left to the first scrub to raise, with its reason (an initializer that
-    raises makes the pool respawn it forever)."""
+def warm_up(settings=None) -> None:
+    """A decoder process's start, while the ingest reads the first chunk: pause the cyclic garbage collector, load
+    the scrubber, and ready the decoding (the registry's event schemas parsed for both readers, arrow-avro loaded):
+    about a second the first chunk would otherwise wait for. A failure here is left to the first chunk to raise,
+    with its reason (an initializer that raises makes the pool respawn it forever)."""
     import gc
     import logging
 
+    from lenslake.contracts.events import event_fields
     from lenslake.privacy.scrub import get_scrubber
 
     gc.disable()  # the process lives for one ingest; its chunk lists are what full collections would walk again
     try:
         get_scrubber().load()
+        if settings is not None:
+            event_fields()
+            c = codec(settings)
+            for schema_id in c.event_schema_ids():
+                c.parsed(schema_id)
+                arrow_schema(c, schema_id)
     except Exception:  # noqa: BLE001
-        logging.getLogger(__name__).warning("the decoder process could not load the scrubber ahead", exc_info=True)
+        logging.getLogger(__name__).warning("the decoder process could not get ready ahead", exc_info=True)
 
 
 def decode_batch(settings, values: list, *, fast: bool) -> tuple[pa.Table, list[tuple[int, str]]]:

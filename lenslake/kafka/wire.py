@@ -67,6 +67,10 @@ class Codec:
         """The registry id of an event contract, or None when no such contract is registered."""
         return self._ids.get((event_type, version))
 
+    def event_schema_ids(self) -> list[int]:
+        """The registry ids of every registered event contract version."""
+        return sorted(set(self._ids.values()))
+
     def parsed(self, schema_id: int):
         """The fastavro-parsed schema of a registry id (KeyError when the registry has no such id)."""
         schema = self._parsed.get(schema_id)
