@@ -468,3 +468,30 @@ def test_a_chunk_keeps_only_the_rows_at_or_past_each_partitions_recorded_positio
     assert _skip_held(rows.slice(0, 3), {("a", 0): 0, ("a", 1): 0}).num_rows == 3
     assert _per_partition(rows) == {("a", 0): 2, ("a", 1): 1, ("b", 0): 1, ("b", 3): 1, ("c", 0): 1}
     assert _per_partition(rows.slice(0, 0)) == {}
+
+
+def test_decoded_chunks_come_back_through_a_mapped_file_that_is_gone_once_read(tmp_path, settings):
+    """The decoder process hands a chunk over as an Arrow file (shared memory where there is room): read back whole
+    and removed at once; a folder it cannot write to sends the table back through the pipe instead; folders left
+    by a killed ingest are removed, a live one's are not."""
+    import os
+
+    import pyarrow as pa
+
+    from lenslake.kafka.ingest import HANDOFF_PREFIX, _remove_stale_handoffs
+    from lenslake.kafka.records import decode_in_process, read_handoff, write_handoff
+
+    table = pa.table({"a": ["x", None, "zé"], "record": pa.array([0, 1, 2], pa.int64())})
+    path = write_handoff(table, str(tmp_path))
+    assert os.path.exists(path) and read_handoff(path).equals(table) and not os.path.exists(path)
+
+    fields, bad, scrubbed = decode_in_process(settings, [], str(tmp_path / "no-such-folder"))
+    assert isinstance(fields, pa.Table) and fields.num_rows == 0 and bad == [] and scrubbed == []
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale, live = tmp_path / f"{HANDOFF_PREFIX}{dead.stdout.strip()}-a", tmp_path / f"{HANDOFF_PREFIX}{os.getpid()}-b"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "chunk.arrow").write_bytes(b"x")
+    _remove_stale_handoffs(tmp_path)
+    assert not stale.exists() and live.exists()

@@ -26,11 +26,14 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -265,6 +268,36 @@ def _commit_group(consumer, plan: list[PartitionIngest], committed: dict) -> Non
         consumer.commit(offsets=behind, asynchronous=False)
 
 
+HANDOFF_PREFIX = "lenslake-decoded-"
+
+
+def _handoff_root() -> str | None:
+    """Shared memory (/dev/shm) when it has room for a few decoded chunks, else the temporary folder. Folders left
+    by an ingest that was killed (its process gone) are removed first."""
+    root = "/dev/shm"
+    if not (os.path.isdir(root) and os.access(root, os.W_OK) and shutil.disk_usage(root).free > 2 << 30):
+        root = tempfile.gettempdir()
+    _remove_stale_handoffs(Path(root))
+    return root
+
+
+def _remove_stale_handoffs(root: Path) -> None:
+    for folder in root.glob(f"{HANDOFF_PREFIX}*"):
+        pid = folder.name.removeprefix(HANDOFF_PREFIX).split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 class _Decoders:
     """Decoder processes (spawned) turning chunks of message values into Arrow with arrow-avro. A chunk one of them
     does not finish within ``kafka_decode_timeout_seconds`` (arrow-avro never returns on a block that ends with
@@ -274,6 +307,9 @@ class _Decoders:
         from lenslake.kafka.records import warm_up
 
         self.settings = settings
+        # Decoded chunks come back as files in shared memory (lenslake.kafka.records.write_handoff); a folder of
+        # this process's, removed when it stops (and by the next ingest if this one was killed).
+        self.handoff = tempfile.mkdtemp(prefix=f"{HANDOFF_PREFIX}{os.getpid()}-", dir=_handoff_root())
         # The scrubber and the decoding get ready in the decoder while this process reads the first chunk.
         self.pool = multiprocessing.get_context("spawn").Pool(settings.kafka_decode_processes, initializer=warm_up,
                                                               initargs=(settings,))
@@ -289,6 +325,7 @@ class _Decoders:
             self.pool.terminate()
             self.pool.join()
             self.pool = None
+            shutil.rmtree(self.handoff, ignore_errors=True)
 
     def submit(self, raw: list):
         from lenslake.kafka.records import decode_in_process
@@ -297,13 +334,13 @@ class _Decoders:
             return None
         # One Arrow buffer crosses to the process (pickling a list pickles every bytes object under the GIL).
         values = pa.array([m[3] for m in raw], pa.binary())
-        return self, self.pool.apply_async(decode_in_process, (self.settings, values))
+        return self, self.pool.apply_async(decode_in_process, (self.settings, values, self.handoff))
 
 
 def _decoded(settings, raw: list, decoding) -> tuple[pa.Table, list]:
     """A chunk's records as contract fields, and its undecodable messages: from the decoder process when one took
     it and answers in time, else record by record here."""
-    from lenslake.kafka.records import decode_batch
+    from lenslake.kafka.records import decode_batch, read_handoff
     from lenslake.privacy.scrub import get_scrubber
 
     if decoding is not None:
@@ -311,6 +348,7 @@ def _decoded(settings, raw: list, decoding) -> tuple[pa.Table, list]:
         if decoders.pool is not None:  # (stopped on an earlier chunk: this one's answer will never come)
             try:
                 fields, undecodable, scrubbed = pending.get(settings.kafka_decode_timeout_seconds)
+                fields = read_handoff(fields) if isinstance(fields, str) else fields
                 get_scrubber().remember(scrubbed)
                 return fields, undecodable
             except multiprocessing.TimeoutError:
