@@ -48,7 +48,7 @@ class StepResult:
 
     writes: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)
-    written: dict = field(default_factory=dict)  # table → the Arrow rows this step wrote (checks read these)
+    written: dict = field(default_factory=dict)  # table → the Arrow rows this step wrote (gold's checks read these)
 
     def write(self, table: str):
         return next((w for w in self.writes if w.table == table), None)
@@ -107,7 +107,6 @@ def ingest_landing_days(engine: Engine, store: DeltaStore, settings: Settings, d
                         "quarantined": quarantined.get(str(d), 0)} for d in dates}
     return StepResult(
         [w_events, w_quarantine],
-        written={"bronze.events": events},
         counts={"landed": lines.num_rows, "accepted": w_events.rows, "quarantined": w_quarantine.rows,
                 "suppressed": suppressed,
                 "reasons": _tally(quarantine.column("reason_code")), "per_day": per_day},
@@ -200,7 +199,7 @@ def _build_silver(engine: Engine, store: DeltaStore, settings: Settings, dates: 
     rows_ready("silver.sessions", sessions)
     w_sessions = store.replace_partitions("silver.sessions", sessions, {"session_date": (s_lo, s_hi)})
     counts["event_dates_rewritten"] = f"{rewrite[0]}..{rewrite[1]}"
-    return StepResult([w_bots, w_events, w_sessions], counts, {"silver.events": rewritten, "silver.sessions": sessions})
+    return StepResult([w_bots, w_events, w_sessions], counts)
 
 
 def affected_dates(store: DeltaStore, days) -> tuple[dt.date, dt.date] | None:

@@ -485,7 +485,7 @@ def test_decoded_chunks_come_back_through_a_mapped_file_that_is_gone_once_read(t
     path = write_handoff(table, str(tmp_path))
     assert os.path.exists(path) and read_handoff(path).equals(table) and not os.path.exists(path)
 
-    fields, bad, scrubbed = decode_in_process(settings, [], str(tmp_path / "no-such-folder"))
+    fields, bad, scrubbed = decode_in_process(settings, pa.array([], pa.binary()), str(tmp_path / "no-such-folder"))
     assert isinstance(fields, pa.Table) and fields.num_rows == 0 and bad == [] and scrubbed == []
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

@@ -271,7 +271,7 @@ def _commit_group(consumer, plan: list[PartitionIngest], committed: dict) -> Non
 HANDOFF_PREFIX = "lenslake-decoded-"
 
 
-def _handoff_root() -> str | None:
+def _handoff_root() -> str:
     """Shared memory (/dev/shm) when it has room for a few decoded chunks, else the temporary folder. Folders left
     by an ingest that was killed (its process gone) are removed first."""
     root = "/dev/shm"

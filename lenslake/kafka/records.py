@@ -37,26 +37,25 @@ BLOCK_RECORDS = 4096  # records per Avro block: one block's error sends only its
 GROUP_RECORDS = 65_536  # records per arrow-avro read
 
 
-def decode_in_process(settings, values: list, handoff: str | None = None):
+def decode_in_process(settings, values: pa.BinaryArray, handoff: str):
     """What a decoder process does with a chunk: ``decode_batch`` the fast way, then scrub the chunk's distinct free
     text (``x-free-text`` fields: search queries) there, on its own core. The ingest process takes the results into
     its scrubber's cache (``Scrubber.remember``), so its scrubbing, after validation as on the landing path, finds
-    them done. Returns (fields, undecodable, scrubbed texts)."""
+    them done. Returns (fields, or the path of the file ``write_handoff`` put them in, in ``handoff``; undecodable;
+    scrubbed texts)."""
     from lenslake.contracts.events import event_fields
     from lenslake.privacy.scrub import get_scrubber
 
-    fields, bad = decode_batch(settings, values.to_pylist() if isinstance(values, pa.Array) else values, fast=True)
+    fields, bad = decode_batch(settings, values.to_pylist(), fast=True)
     texts = set()
     for rule in event_fields():
         if rule.free_text:
             texts.update(v for v in pc.unique(fields.column(rule.column)).to_pylist() if v is not None)
     scrubbed = get_scrubber().scrub_many(sorted(texts)) if texts else []
-    if handoff is not None:
-        try:
-            return write_handoff(fields, handoff), bad, scrubbed
-        except OSError:  # no room in the folder: the table goes back through the pipe instead
-            pass
-    return fields, bad, scrubbed
+    try:
+        return write_handoff(fields, handoff), bad, scrubbed
+    except OSError:  # no room in the folder: the table goes back through the pipe instead
+        return fields, bad, scrubbed
 
 
 def write_handoff(table: pa.Table, folder: str) -> str:
@@ -83,7 +82,7 @@ def read_handoff(path: str) -> pa.Table:
         os.unlink(path)
 
 
-def warm_up(settings=None) -> None:
+def warm_up(settings) -> None:
     """A decoder process's start, while the ingest reads the first chunk: pause the cyclic garbage collector, load
     the scrubber, and ready the decoding (the registry's event schemas parsed for both readers, arrow-avro loaded):
     about a second the first chunk would otherwise wait for. A failure here is left to the first chunk to raise,
@@ -97,12 +96,11 @@ def warm_up(settings=None) -> None:
     gc.disable()  # the process lives for one ingest; its chunk lists are what full collections would walk again
     try:
         get_scrubber().load()
-        if settings is not None:
-            event_fields()
-            c = codec(settings)
-            for schema_id in c.event_schema_ids():
-                c.parsed(schema_id)
-                arrow_schema(c, schema_id)
+        event_fields()
+        c = codec(settings)
+        for schema_id in c.event_schema_ids():
+            c.parsed(schema_id)
+            arrow_schema(c, schema_id)
     except Exception:  # noqa: BLE001
         logging.getLogger(__name__).warning("the decoder process could not get ready ahead", exc_info=True)
 

@@ -411,8 +411,7 @@ class Scrubber:
                 from presidio_analyzer.predefined_recognizers import (
                     CreditCardRecognizer, EmailRecognizer, IbanRecognizer, IpRecognizer, PhoneRecognizer,
                     SpacyRecognizer)
-
-                engine = nlp_engine()
+            engine = nlp_engine()  # refuses the same imports itself
             registry = RecognizerRegistry(supported_languages=["en"])
             for recognizer in (SpacyRecognizer(supported_entities=["PERSON"]), EmailRecognizer(), IpRecognizer(),
                                CreditCardRecognizer(), IbanRecognizer(), PhoneRecognizer(supported_regions=PHONE_REGIONS),
