@@ -409,6 +409,11 @@ def test_the_demo_through_kafka_runs_to_gold_and_leaves_no_lag(broker, tmp_path)
 
     store = DeltaStore(tmp_path / "tables")
     sources = store.read("bronze.events", columns=["source"]).column("source").to_pylist()
-    assert set(sources) == {"kafka"} and len(sources) == manifest["totals"]["valid_lines"]
+    # (It failed once in a clean-clone CI run, 2702 rows for 2703 valid lines, and passed on every rerun: the
+    # quarantine's reasons and the demo's Kafka lines say where the line went if it happens again.)
+    reasons = store.read("bronze.events_quarantine", columns=["reason_code"]).column(0).to_pylist()
+    kafka_lines = [line for line in out.stdout.splitlines() if "kafka" in line.lower() or "messages read" in line]
+    assert set(sources) == {"kafka"} and len(sources) == manifest["totals"]["valid_lines"], (
+        len(sources), manifest["totals"], sorted(set(reasons)), kafka_lines)
     assert store.count("silver.events") > 0 and store.count("gold.daily_kpis") > 0
     assert "PASS  gold/daily_kpis:daily_kpis_contract_schema" in out.stdout
