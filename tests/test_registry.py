@@ -80,8 +80,8 @@ def reasons(engine, lines) -> list[str | None]:
     from lenslake.transforms.bronze import parse_events
     from tests.conftest import lines_table
 
-    parsed = parse_events(engine, engine.from_arrow(lines_table(lines))).select("source_line", "reason")
-    return [r["reason"] for r in sorted(engine.to_arrow(parsed).to_pylist(), key=lambda r: r["source_line"])]
+    parsed = parse_events(engine, engine.from_arrow(lines_table(lines))).select("source_line", "reject_reason")
+    return [r["reject_reason"] for r in sorted(engine.to_arrow(parsed).to_pylist(), key=lambda r: r["source_line"])]
 
 
 def refusal(registry: Registry, schema: dict) -> str:
@@ -390,6 +390,19 @@ def test_schema_show_prints_a_version(cli):
     assert '"x-sensitive": "health"' in result.output
     missing = cli("show", "lenslake.feeds.prescription", "--version", "9")
     assert missing.exit_code == 1 and "refused: subject lenslake.feeds.prescription has no version 9" in missing.output
+
+
+@pytest.mark.parametrize("field", ["violations", "reject_reason", "source_file", "kafka_offset", "coupon_token"])
+def test_an_event_field_named_like_a_column_ingestion_adds_is_refused(repo_copy, field):
+    """A new event field named like a column the ingest adds beside the event's own (lineage, validation, tokens)
+    would be overwritten on the way to bronze: refused at registration, naming it, and nothing is registered."""
+    doc = repo_copy.latest("lenslake.events.purchase").document
+    props = doc["fields"][-1]["type"]["fields"]
+    clash = {**doc, "fields": [*doc["fields"][:-1], {"name": "properties", "type": {
+        **doc["fields"][-1]["type"], "fields": [*props, {"name": field, "type": ["null", "string"], "default": None}]}}]}
+    with pytest.raises(SchemaParseError, match=f"{field} would clash with the columns ingestion adds"):
+        repo_copy.register(clash)
+    assert [r.version for r in repo_copy.versions("lenslake.events.purchase")] == [1]
 
 
 def test_schema_check_and_register_accept_a_compatible_version_and_refuse_an_incompatible_one(cli, repo_copy, tmp_path):

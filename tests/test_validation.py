@@ -25,6 +25,47 @@ def test_valid_events_of_every_kind_reach_bronze_typed(engine, keys):
     assert purchase["ip_prefix"] == "198.51.100.0/24"
 
 
+def test_every_field_of_every_event_type_reaches_bronze_with_the_value_it_landed_with(engine, keys, tmp_path):
+    """Generated lines of every registered event type: each field that is kept in clear (PII becomes tokens, free
+    text is scrubbed) holds in bronze the value its line carried. A field overwritten on the way fails here, as a
+    return's ``reason`` was, by the rule column of the same name, until 2026-11-24."""
+    from lenslake.contracts.events import event_fields, event_types
+    from lenslake.synth.world import generate_world
+    from lenslake.tables import RENAMES
+
+    generate_world(tmp_path, days=1, users=300, events=20_000, start=dt.date(2026, 11, 16), seed=3)
+    landed = (tmp_path / "landing" / "events" / "2026-11-16" / "events-000.ndjson").read_text().splitlines()
+    by_type: dict = {}
+    for line in landed:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if len(by_type.setdefault(doc.get("schema"), [])) < 3:
+            by_type[doc["schema"]].append(line)
+    events, _ = split(engine, keys, [line for lines in by_type.values() for line in lines])
+    assert set(events.column("event_type").to_pylist()) == set(event_types())
+
+    docs = {d["event_id"]: d for d in map(json.loads, (line for lines in by_type.values() for line in lines))}
+    compared = 0
+    for row in events.to_pylist():
+        doc = docs[row["event_id"]]
+        for rule in event_fields():
+            if rule.pii or rule.free_text:
+                continue
+            value = doc
+            for part in rule.path.split(".")[1:]:
+                value = value.get(part) if isinstance(value, dict) else None
+            got = row[RENAMES.get(rule.column, rule.column)]
+            if rule.column == "event_time":
+                got = got.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            elif isinstance(value, (dict, list)):
+                got = json.loads(got)
+            assert got == value, (doc["schema"], rule.column, got, value)
+            compared += value is not None
+    assert compared > 300
+
+
 @pytest.mark.parametrize(
     "mutate, reason, path",
     [

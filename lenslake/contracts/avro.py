@@ -153,6 +153,15 @@ class EventParts:
     properties_required: frozenset[str]
 
 
+# Columns the ingest adds beside each event's fields, in its working frames and in bronze and silver: an event field
+# of the same name would be overwritten (a return's ``reason`` once was, by the rule column then named so).
+WORKING_COLUMNS = frozenset({
+    "line", "is_json", "record", "violations", "reject_reason", "source", "source_file", "source_line", "ingest_date",
+    "event_date", "kafka_topic", "kafka_partition", "kafka_offset", "event_type", "client_session_id", "ip_prefix",
+    "bot_reason",
+})
+
+
 def event_parts(record) -> EventParts:
     if record.type != "record" or record.namespace != EVENT_NAMESPACE:
         raise ContractDerivationError(f"{record.fullname} is not an event record (namespace {EVENT_NAMESPACE})")
@@ -166,6 +175,11 @@ def event_parts(record) -> EventParts:
     if specs["schema"]["type"] != "string" or specs["schema_version"]["type"] != "integer":
         raise ContractDerivationError(f"event record {record.fullname}: `schema` must be a string, `schema_version` an int")
     props, props_required = field_specs(props_type)
+    clashes = sorted(k for k in (*specs, *props) if k in WORKING_COLUMNS or k.endswith("_token"))
+    if clashes:
+        raise ContractDerivationError(
+            f"event record {record.fullname}: field(s) {', '.join(clashes)} would clash with the columns ingestion "
+            "adds beside the event's own (lineage, validation, tokens): rename them")
     return EventParts(
         name=record.name,
         envelope={k: v for k, v in specs.items() if k != "properties"},

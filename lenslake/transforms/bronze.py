@@ -25,8 +25,11 @@ from lenslake.tables import RENAMES, table_spec
 TYPED = {"int64": "bigint", "double": "double", "bool": "boolean", "string": "string"}
 # Lineage of a line read from Kafka (instead of source_file/source_line): carried through when the lines have it.
 KAFKA_LINEAGE = ("kafka_topic", "kafka_partition", "kafka_offset")
+# The first broken rule of a row (null when valid). Not "reason": a return event's own field is named that, and
+# the rule column replaced it, so every return reached bronze without its reason.
+REJECT_REASON = "reject_reason"
 # What quarantine_rows reads of a rejected row, besides its payload and its lineage.
-REJECTED = ("source_file", "source_line", "ingest_date", "reason", "violations", "schema", "schema_version", "event_id")
+REJECTED = ("source_file", "source_line", "ingest_date", REJECT_REASON, "violations", "schema", "schema_version", "event_id")
 
 
 def parse_events(engine, lines):
@@ -38,11 +41,11 @@ def parse_events(engine, lines):
 
 def with_violations(engine, fields):
     """Rows holding one string column per contract field (the value's JSON text) → plus ``violations`` (every
-    broken rule, ``;``-separated) and ``reason`` (the first one; null when the row is valid)."""
+    broken rule, ``;``-separated) and ``reject_reason`` (the first one; null when the row is valid)."""
     F = engine.F
     parsed = fields.withColumn("violations", F.concat_ws(";", *violation_columns(F)))
     first = F.split(F.col("violations"), ";").getItem(0)
-    return parsed.withColumn("reason", F.when(F.col("violations") != F.lit(""), first))
+    return parsed.withColumn(REJECT_REASON, F.when(F.col("violations") != F.lit(""), first))
 
 
 def typed_events(engine, valid, keys: KeyStore, *, source: str) -> pa.Table:
@@ -88,7 +91,7 @@ def quarantine_rows(rejected: pa.Table, malformed: pa.Table, keys: KeyStore, *, 
     for r, payload in zip(rejected.to_pylist(), payloads):
         for path in pii_paths:
             _tokenize_path(payload, path, keys)
-        reason, _, field_path = r["reason"].partition("@")
+        reason, _, field_path = r[REJECT_REASON].partition("@")
         rows.append(
             {
                 "reason_code": reason,
@@ -189,10 +192,10 @@ def bronze_from_lines(engine, lines: pa.Table, keys: KeyStore, *, source: str = 
     F = engine.F
     df = engine.from_arrow(lines)
     parsed = engine.checkpoint(parse_events(engine, df))
-    valid = parsed.where(F.col("reason").isNull())
+    valid = parsed.where(F.col(REJECT_REASON).isNull())
     kafka = [c for c in KAFKA_LINEAGE if c in lines.column_names]
     rejected = engine.to_arrow(
-        parsed.where(F.col("reason").isNotNull()).select("line", *REJECTED, *kafka)
+        parsed.where(F.col(REJECT_REASON).isNotNull()).select("line", *REJECTED, *kafka)
     )
     malformed = lines.filter(pc.invert(lines.column("is_json"))).select(["line", "source_file", "source_line", "ingest_date", *kafka])
     return _scrubbed(typed_events(engine, valid, keys, source=source)), quarantine_rows(rejected, malformed, keys,
@@ -207,11 +210,11 @@ def bronze_from_fields(engine, fields: pa.Table, keys: KeyStore, payload_of, *, 
     F = engine.F
     parsed = engine.checkpoint(with_violations(engine, engine.from_arrow(fields)))
     kafka = [c for c in KAFKA_LINEAGE if c in fields.column_names]
-    rejected = engine.to_arrow(parsed.where(F.col("reason").isNotNull()).select("record", *REJECTED, *kafka))
+    rejected = engine.to_arrow(parsed.where(F.col(REJECT_REASON).isNotNull()).select("record", *REJECTED, *kafka))
     rejected = rejected.append_column("line", pa.array([payload_of(i) for i in rejected.column("record").to_pylist()],
                                                        pa.string()))
     malformed = pa.table({"line": pa.array([], pa.string())})
-    events = _scrubbed(typed_events(engine, parsed.where(F.col("reason").isNull()), keys, source=source))
+    events = _scrubbed(typed_events(engine, parsed.where(F.col(REJECT_REASON).isNull()), keys, source=source))
     return events, quarantine_rows(rejected, malformed, keys, source=source)
 
 
