@@ -230,6 +230,7 @@ class SparkEngine(Engine):
             builder = (
                 builder.master(settings.spark_master)
                 .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")  # progress bars would fill run logs and the shell
                 .config("spark.driver.memory", settings.spark_driver_memory)
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             )
