@@ -79,7 +79,9 @@ def kafka_ingest_summary(result) -> str:
             if md.get("idle"):
                 lines.append(f"  idle: {md.get('message')}")
             else:
-                lines.append(f"  {md['messages_read']:,} messages read (lag at start {md['lag_at_start']:,}): "
+                empty = md.get("offsets_without_message", 0)
+                lines.append(f"  {md['messages_read']:,} messages read (lag at start {md['lag_at_start']:,}"
+                             + (f", {empty:,} offsets held no message" if empty else "") + "): "
                              f"{md['dagster/row_count']:,} to bronze, {md['quarantined']:,} quarantined "
                              f"in {md['seconds']} s; reasons {md['reasons']}")
     return "\n".join(lines)

@@ -93,6 +93,7 @@ def test_the_sensor_starts_an_ingest_run_on_lag_and_the_run_records_offsets_and_
         assert md["messages_read"] == report.produced == md["dagster/row_count"] + md["quarantined"]
         assert md["dagster/row_count"] == manifest["totals"]["valid_lines"]
         assert md["lag_at_start"] == report.produced == sum(md["lag_per_partition"].values())
+        assert md["offsets_without_message"] == 0 and "| empty offsets |" in md["partitions"]
         ends = {f"{r.topic}[{r.partition}]": r.end for r in status(settings)}
         assert md["offsets_ingested"] == {k: [0, end] for k, end in ends.items() if end}
         assert all(r.lag == 0 for r in status(settings))

@@ -11,9 +11,11 @@ KAFKA_EVENTS = dg.AssetKey(["bronze", "kafka_events"])
 
 def partition_table(result) -> str:
     """Per topic-partition: where the run started and stopped, what it read and where it went (markdown)."""
-    lines = ["| topic | partition | from | to | read | bronze | quarantined |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| topic | partition | from | to | read | empty offsets | bronze | quarantined |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for p in result.partitions:
-        lines.append(f"| {p.topic} | {p.partition} | {p.start} | {p.end} | {p.read} | {p.bronze} | {p.quarantined} |")
+        lines.append(f"| {p.topic} | {p.partition} | {p.start} | {p.end} | {p.read} | {p.empty_offsets} | {p.bronze} "
+                     f"| {p.quarantined} |")
     return "\n".join(lines)
 
 
@@ -47,6 +49,9 @@ def kafka_events(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
         "quarantined": result.quarantined,
         "suppressed": result.suppressed,  # events of erased users, dropped
         "lag_at_start": result.lag_before,
+        # Offsets between start and end that held no message (markers, compaction; on lenslake's plain topics, a
+        # broker's loss): read + these = lag at start.
+        "offsets_without_message": result.empty_offsets,
         "lag_per_partition": dg.MetadataValue.json(
             {f"{p.topic}[{p.partition}]": p.end - p.start for p in result.partitions}),
         "offsets_ingested": dg.MetadataValue.json(

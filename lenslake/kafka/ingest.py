@@ -76,6 +76,12 @@ class PartitionIngest:
     def reconciled(self) -> bool:
         return self.read == self.bronze + self.quarantined + self.suppressed
 
+    @property
+    def empty_offsets(self) -> int:
+        """Offsets in [start, end) that held no message: transaction markers or compaction on Apache Kafka; on the
+        plain topics lenslake creates, none, so any would be the broker's loss."""
+        return self.end - self.start - self.read
+
 
 @dataclass
 class KafkaIngestResult:
@@ -110,11 +116,16 @@ class KafkaIngestResult:
     def lag_before(self) -> int:
         return sum(p.end - p.start for p in self.partitions)
 
+    @property
+    def empty_offsets(self) -> int:
+        return sum(p.empty_offsets for p in self.partitions)
+
     def summary(self) -> str:
         if self.idle:
             return self.message
         return (f"{self.read:,} messages read from {len(self.partitions)} partitions: {self.accepted:,} to bronze, "
                 f"{self.quarantined:,} quarantined" + (f", {self.suppressed:,} of erased users dropped" if self.suppressed else "")
+                + (f", {self.empty_offsets:,} offsets held no message" if self.empty_offsets else "")
                 + f" ({self.seconds:.1f} s)")
 
 
