@@ -274,8 +274,17 @@ def main() -> int:
         if isinstance(e, click.ClickException):
             e.show()
             return e.exit_code
-        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+        line = _kafka_unreachable(e)
+        typer.echo(f"error: {line}" if line else f"error: {type(e).__name__}: {e}", err=True)
         return 1
+
+
+def _kafka_unreachable(error: Exception) -> str | None:
+    if type(error).__name__ != "KafkaException":  # (confluent_kafka is imported only where Kafka is used)
+        return None
+    from lenslake.kafka.config import unreachable
+
+    return unreachable(get_settings(), error)
 
 
 def entry() -> None:

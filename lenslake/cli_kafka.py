@@ -17,35 +17,39 @@ def _settings_or_exit():
     return settings
 
 
+TIMEOUT = typer.Option(30.0, help="seconds to wait for the broker before giving up")
+
+
 @app.command()
-def init():
+def init(timeout: float = TIMEOUT):
     """Create the event topics with the declared partitions and retention (existing topics are left as they are)."""
     from lenslake.kafka.topics import create_topics
 
     settings = _settings_or_exit()
-    for result in create_topics(settings):
+    for result in create_topics(settings, timeout):
         typer.echo(str(result))
 
 
 @app.command()
-def status(group: str = typer.Option(None, help="consumer group (default: LENSLAKE_KAFKA_CONSUMER_GROUP)")):
+def status(group: str = typer.Option(None, help="consumer group (default: LENSLAKE_KAFKA_CONSUMER_GROUP)"),
+           timeout: float = TIMEOUT):
     """Per topic and partition: end offset, the consumer group's committed offset, and lag."""
     from lenslake.kafka.topics import missing_topics
 
     settings = _settings_or_exit()
-    for line in status_lines(settings, group or settings.kafka_consumer_group):
+    for line in status_lines(settings, group or settings.kafka_consumer_group, timeout):
         typer.echo(line)
-    missing = missing_topics(settings)
+    missing = missing_topics(settings, timeout)
     if missing:
         typer.echo(f"missing topics (run `lenslake kafka init`): {', '.join(missing)}", err=True)
         raise typer.Exit(1)
 
 
-def status_lines(settings, group: str) -> list[str]:
+def status_lines(settings, group: str, timeout: float = 30.0) -> list[str]:
     """`lenslake kafka status` as lines: per partition, earliest and end offsets, the group's committed offset, lag."""
     from lenslake.kafka.topics import status as partition_status
 
-    rows = partition_status(settings, group)
+    rows = partition_status(settings, group, timeout)
     lines = [f"{'topic':<36} {'partition':>9} {'earliest':>10} {'end':>10} {'committed':>10} {'lag':>10}   (group {group})"]
     for r in rows:
         committed = "-" if r.committed is None else str(r.committed)

@@ -357,6 +357,19 @@ def test_the_kafka_commands_without_a_bootstrap_are_one_clear_error(tmp_path):
     assert not (tmp_path / "landing").exists()  # refused before generating anything
 
 
+def test_the_kafka_commands_with_no_broker_at_the_bootstrap_are_one_clear_error(tmp_path):
+    """Nothing listens at the address: one line naming it and what to check, not librdkafka's connection-refused
+    line every few milliseconds (hundreds of them before the timeout) nor a KafkaError's repr."""
+    from lenslake.kafka.broker import free_port
+
+    env = os.environ | {"LENSLAKE_DATA_ROOT": str(tmp_path), "LENSLAKE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    for args in (["kafka", "init", "--timeout", "2"], ["kafka", "status", "--timeout", "2"]):
+        out = lenslake(*args, env=env)
+        assert out.returncode == 1, args
+        assert out.stderr.startswith(f"error: cannot reach the Kafka broker at {env['LENSLAKE_KAFKA_BOOTSTRAP']} ("), out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr[:2000]
+
+
 def test_generate_to_kafka_then_init_and_status_from_the_command_line(broker, tmp_path):
     prefix = f"cli{next(_prefix)}."
     env = {**os.environ, "LENSLAKE_DATA_ROOT": str(tmp_path), "LENSLAKE_KAFKA_BOOTSTRAP": broker,
