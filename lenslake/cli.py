@@ -274,9 +274,22 @@ def main() -> int:
         if isinstance(e, click.ClickException):
             e.show()
             return e.exit_code
-        line = _kafka_unreachable(e)
+        line = _kafka_unreachable(e) or _bad_setting(e)
         typer.echo(f"error: {line}" if line else f"error: {type(e).__name__}: {e}", err=True)
         return 1
+
+
+def _bad_setting(error: Exception) -> str | None:
+    """A settings value the Settings model refused, as one line naming the environment variable."""
+    from pydantic import ValidationError
+
+    from lenslake.settings import Settings
+
+    if not isinstance(error, ValidationError) or error.title != Settings.__name__:
+        return None
+    prefix = Settings.model_config.get("env_prefix", "")
+    return "; ".join(f"{prefix}{'_'.join(map(str, d['loc'])).upper()}={d.get('input')!r}: {d['msg']}"
+                     for d in error.errors())
 
 
 def _kafka_unreachable(error: Exception) -> str | None:

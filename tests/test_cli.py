@@ -28,6 +28,16 @@ def test_a_bad_option_value_is_a_clear_error():
     assert out.returncode != 0 and "Traceback" not in out.stderr
 
 
+def test_a_bad_setting_is_one_line_naming_its_variable(tmp_path):
+    import os
+
+    env = {**os.environ, "LENSLAKE_DATA_ROOT": str(tmp_path), "LENSLAKE_ENGINE": "bogus", "LENSLAKE_SHUFFLE_PARTITIONS": "x"}
+    out = lenslake("run", env=env)
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "LENSLAKE_ENGINE='bogus': Input should be 'duckdb' or 'spark'" in out.stderr
+    assert "LENSLAKE_SHUFFLE_PARTITIONS='x'" in out.stderr and "pydantic.dev" not in out.stderr
+
+
 def test_tables_lists_the_catalogue():
     out = lenslake("tables")
     assert out.returncode == 0 and "bronze.events" in out.stdout and "gold.daily_funnel" in out.stdout
