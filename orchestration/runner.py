@@ -119,7 +119,11 @@ def summarize(settings: Settings, result, wall_s: float) -> str:
     lines += ["", "published (what services and analysts read):"]
     try:
         for st in status(settings):
-            lines.append(f"  {st.table:<28} v{st.published if st.published is not None else '-':<6} (latest v{st.latest})")
+            if st.latest is None or st.latest < 0:  # (delta-rs says -1 for a table not written yet)
+                lines.append(f"  {st.table:<28} not written yet")
+            else:
+                published = f"v{st.published}" if st.published is not None else "none"
+                lines.append(f"  {st.table:<28} {published:<7} (latest v{st.latest})")
     except OSError as e:  # a failed run may have left no readable tables folder: the summary still prints
         lines.append(f"  unavailable: {e.strerror or e}")
     return "\n".join(lines)
