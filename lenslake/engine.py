@@ -225,6 +225,7 @@ class SparkEngine(Engine):
             )
         builder = SparkSession.builder.appName("lenslake")
         if settings.spark_remote:
+            _reachable(settings.spark_remote)
             builder = builder.remote(settings.spark_remote)
         else:
             builder = (
@@ -294,6 +295,21 @@ class SparkEngine(Engine):
             df = df.select(*[F.coalesce(F.col(c), F.lit(defaults[c])).alias(c) if c in defaults else F.col(c)
                              for c in schema.names])
         return df
+
+
+def _reachable(remote: str, timeout: float = 10.0) -> None:
+    """Refuse a Spark Connect URL nothing answers at, at once: the client would retry with growing back-offs for
+    many minutes (a run against a dead address was still waiting after 15), deaf to SIGTERM meanwhile."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(remote.split(";", 1)[0])
+    host, port = url.hostname or "localhost", url.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise RuntimeError(f"cannot reach the Spark Connect server at {host}:{port} ({e.strerror or e}): start it "
+                           "(README: Two engines) or unset LENSLAKE_SPARK_REMOTE for a local session") from None
 
 
 _DUCKDB_TYPES = {pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.float64(): "DOUBLE",

@@ -61,3 +61,13 @@ def test_both_engines_agree_on_a_generated_world_with_its_dirt(tmp_path):
     quarantine = [duck.read("bronze.events_quarantine"), spark.read("bronze.events_quarantine")]
     keep = ["quarantine_id", "reason_code", "field_path", "violations", "payload"]
     assert canonical(quarantine[0].select(keep), ["quarantine_id"]) == canonical(quarantine[1].select(keep), ["quarantine_id"])
+
+
+def test_a_spark_connect_address_nothing_answers_at_is_refused_at_once(tmp_path):
+    """The Spark Connect client would retry for many minutes, deaf to SIGTERM: the engine refuses at once, naming
+    the address and what to do."""
+    from lenslake.kafka.broker import free_port
+
+    port = free_port()
+    with pytest.raises(RuntimeError, match=f"cannot reach the Spark Connect server at 127.0.0.1:{port} .*LENSLAKE_SPARK_REMOTE"):
+        get_engine(get_settings(data_root=tmp_path, engine="spark", spark_remote=f"sc://127.0.0.1:{port}/;user_id=x"))
