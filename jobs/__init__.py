@@ -46,6 +46,9 @@ kafka_ingest_job = dg.define_asset_job(
 )
 
 
+SENSOR_BROKER_TIMEOUT_S = 10.0
+
+
 def lag_decision(lag: int, threshold: int, last_request: float | None, now: float, max_interval_s: float) -> str | None:
     """Why an ingest run is due (None: not due): the lag reached the threshold, or it is above zero and no run was
     requested for ``max_interval_s``."""
@@ -72,9 +75,16 @@ def kafka_lag_sensor(context: dg.SensorEvaluationContext, lakehouse: Lakehouse):
         dg.DagsterRunStatus.STARTED]), limit=1)
     if active:
         return dg.SkipReason(f"an ingest run is already under way ({active[0].run_id})")
+    from lenslake.kafka.config import unreachable
     from lenslake.kafka.topics import status
 
-    rows = status(settings)
+    try:  # (a tick waits at most this long: sensors are evaluated under a time limit)
+        rows = status(settings, timeout=SENSOR_BROKER_TIMEOUT_S)
+    except Exception as e:  # a broker that cannot be reached fails the tick with one clear line
+        line = unreachable(settings, e)
+        if line is None:
+            raise
+        raise RuntimeError(line) from None
     lag = sum(r.lag for r in rows)
     now = time.time()
     last = float(context.cursor) if context.cursor else None

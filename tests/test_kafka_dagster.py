@@ -56,6 +56,21 @@ def test_without_a_bootstrap_the_asset_is_idle_and_the_sensor_skips(tmp_path, mo
     assert isinstance(skip, dg.SkipReason) and "not configured" in skip.skip_message
 
 
+def test_the_sensor_fails_its_tick_with_one_clear_line_when_the_broker_cannot_be_reached(tmp_path, monkeypatch):
+    import pytest
+
+    from lenslake.kafka.broker import free_port
+    from orchestration.resources import Lakehouse
+
+    address = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("LENSLAKE_KAFKA_BOOTSTRAP", address)
+    sensor = defs.resolve_sensor_def("kafka_lag_sensor")
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(instance=instance, resources={"lakehouse": Lakehouse(data_root=str(tmp_path))}) as ctx:
+            with pytest.raises(Exception, match=f"cannot reach the Kafka broker at {address}"):
+                sensor(ctx)
+
+
 def test_the_sensor_starts_an_ingest_run_on_lag_and_the_run_records_offsets_and_lag(broker, tmp_path, monkeypatch):
     from lenslake.kafka.producer import publish_landing
     from lenslake.kafka.topics import create_topics, status
