@@ -66,8 +66,9 @@ def test_both_engines_agree_on_a_generated_world_with_its_dirt(tmp_path):
 def test_a_spark_connect_address_nothing_answers_at_is_refused_at_once(tmp_path):
     """The Spark Connect client would retry for many minutes, deaf to SIGTERM: the engine refuses at once, naming
     the address and what to do."""
+    from lenslake.engine import SparkEngine  # (get_engine would hand back a session an earlier test started)
     from lenslake.kafka.broker import free_port
 
     port = free_port()
     with pytest.raises(RuntimeError, match=f"cannot reach the Spark Connect server at 127.0.0.1:{port} .*LENSLAKE_SPARK_REMOTE"):
-        get_engine(get_settings(data_root=tmp_path, engine="spark", spark_remote=f"sc://127.0.0.1:{port}/;user_id=x"))
+        SparkEngine(get_settings(data_root=tmp_path, engine="spark", spark_remote=f"sc://127.0.0.1:{port}/;user_id=x"))
