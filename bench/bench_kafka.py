@@ -19,22 +19,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.fresh import run_fresh  # noqa: E402
 
 CHILD = {
-    # Both readers run in a fresh process of their own: the bare loop inside this process, which has just
-    # generated and produced the world, ran 2.2x slower (5.0 s instead of 2.2 s for 1M messages) and flattered the
-    # ingest's ratio.
+    # Both readers run in a fresh process of their own (bench.fresh): inside this process, which has just generated
+    # and produced the world, the bare loop ran 2.2x slower (5.0 s instead of 2.2 s for 1M messages).
     "bare": (
         "from lenslake.settings import get_settings; from bench.bench_kafka import bare_loop\n"
         "s = get_settings(); n, secs = bare_loop(s, s.kafka_consumer_group + '-bare'); out = {'read': n, 'seconds': secs}"
@@ -59,17 +57,7 @@ CHILD = {
 
 
 def run_child(kind: str, env: dict) -> dict:
-    code = (f"import json, resource, time, sys; sys.path.insert(0, {str(REPO)!r})\n" + CHILD[kind] +
-            "\nme, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-            "out['peak_mb'] = me.ru_maxrss / 1024\n"
-            "out['cpu_s'] = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime\n"
-            "print('RESULT', json.dumps(out)); sys.stdout.flush()\nimport os; os._exit(0)")
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env, "GX_ANALYTICS_ENABLED": "false"},
-                          capture_output=True, text=True)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        raise RuntimeError(f"{kind} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(line[len("RESULT "):])
+    return run_fresh(CHILD[kind], kind, env)
 
 
 def bare_loop(settings, group: str) -> tuple[int, float]:

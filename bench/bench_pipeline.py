@@ -23,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.fresh import run_fresh  # noqa: E402
 
 
 def redeliver(root: Path) -> None:
@@ -52,27 +54,19 @@ def run_pipeline(root: Path, engine: str) -> tuple[float, float, bool, str]:
     return wall, peak_kb / 1024 / 1024, proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
 
 
+IMPORTS = ("from pathlib import Path; from bench.reference_jobs import plain_duckdb_sql, pyspark_api_job\n"
+           "from lenslake.engine import get_engine; from lenslake.settings import get_settings\n")
 REFERENCE = {
-    "floor": "seconds = plain_duckdb_sql(landing)[0]; start = 0.0",
-    "sqlframe": "seconds = pyspark_api_job(get_engine(get_settings(engine='duckdb')), landing)[0]; start = 0.0",
+    "floor": "out = {'seconds': plain_duckdb_sql(landing)[0], 'start': 0.0}",
+    "sqlframe": "out = {'seconds': pyspark_api_job(get_engine(get_settings(engine='duckdb')), landing)[0], 'start': 0.0}",
     "spark": ("t = time.perf_counter(); e = get_engine(get_settings(engine='spark')); start = time.perf_counter() - t\n"
-              "seconds = pyspark_api_job(e, landing)[0]; e.session.stop()"),
+              "out = {'seconds': pyspark_api_job(e, landing)[0], 'start': start}; e.session.stop()"),
 }
 
 
 def run_reference(kind: str, landing: Path) -> dict:
-    """One reference job in a fresh process: {'seconds': its work, 'start': session start-up (Spark only)}."""
-    code = (f"import json, sys, time; sys.path.insert(0, {str(REPO)!r}); from pathlib import Path\n"
-            "from bench.reference_jobs import plain_duckdb_sql, pyspark_api_job\n"
-            "from lenslake.engine import get_engine; from lenslake.settings import get_settings\n"
-            f"landing = Path({str(landing)!r})\n" + REFERENCE[kind] + "\n"
-            "print('RESULT', json.dumps({'seconds': seconds, 'start': start})); sys.stdout.flush()\n"
-            "import os; os._exit(0)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        raise SystemExit(f"the {kind} reference failed:\n{proc.stderr[-3000:]}")
-    return json.loads(line[len("RESULT "):])
+    """One reference job in a fresh process: {'seconds': its work, 'start': session start-up (Spark only), …}."""
+    return run_fresh(IMPORTS + f"landing = Path({str(landing)!r})\n" + REFERENCE[kind], f"the {kind} reference")
 
 
 def main() -> None:
@@ -100,8 +94,7 @@ def main() -> None:
 
     figures = {}
     engines = args.engines.split(",")
-    # Each reference in a fresh process of its own, as each pipeline run is (bench_kafka found a loop run inside
-    # the benchmark's own process 2.2x slower than alone).
+    # Each reference in a fresh process of its own, as each pipeline run is (bench.fresh says why).
     figures["plain DuckDB SQL (floor)"] = run_reference("floor", landing)["seconds"]
     figures["bare PySpark API on SQLFrame/DuckDB"] = run_reference("sqlframe", landing)["seconds"]
     if "spark" in engines:

@@ -21,13 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_pipeline import redeliver  # noqa: E402
 from bench.reference_jobs import pyspark_api_job  # noqa: E402
-
-
-def landing_of(root: Path) -> Path:
-    """The world's clear landing events (a pipeline run keeps them only encrypted; bench_pipeline keeps a copy)."""
-    delivered = root / "landing-as-delivered" / "events"
-    return delivered if delivered.exists() else root / "landing" / "events"
 
 
 def main() -> None:
@@ -47,7 +42,8 @@ def main() -> None:
         from lenslake.synth.world import generate_world
 
         generate_world(root, days=args.days, events=args.events, seed=7)
-    landing = landing_of(root)
+    redeliver(root)  # the landing zone as delivered (clear): a pipeline run keeps it only encrypted
+    landing = root / "landing" / "events"
     files = [(Path(f), f) for f in sorted(glob.glob(str(landing / "*" / "*.ndjson")))]
     print(f"machine: {os.cpu_count()} cores; world: {root}")
 

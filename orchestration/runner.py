@@ -119,7 +119,7 @@ def summarize(settings: Settings, result, wall_s: float) -> str:
     lines += ["", "published (what services and analysts read):"]
     try:
         for st in status(settings):
-            if st.latest is None or st.latest < 0:  # (delta-rs says -1 for a table not written yet)
+            if st.latest < 0:  # (the store says -1 for a table not written yet)
                 lines.append(f"  {st.table:<28} not written yet")
             else:
                 published = f"v{st.published}" if st.published is not None else "none"

@@ -405,6 +405,18 @@ def test_an_event_field_named_like_a_column_ingestion_adds_is_refused(repo_copy,
     assert [r.version for r in repo_copy.versions("lenslake.events.purchase")] == [1]
 
 
+def test_the_reserved_names_cover_every_column_bronze_and_silver_add_beside_the_event_fields():
+    """The refusal above is only as good as its list: a column added to bronze or silver later must join it."""
+    from lenslake.contracts.avro import WORKING_COLUMNS
+    from lenslake.contracts.events import event_fields
+    from lenslake.tables import table_spec
+
+    fields = {rule.column for rule in event_fields()}
+    added = {c.name for t in ("bronze.events", "silver.events", "silver.bot_events")
+             for c in table_spec(t).columns} - fields
+    assert {c for c in added if not c.endswith("_token")} <= WORKING_COLUMNS
+
+
 def test_schema_check_and_register_accept_a_compatible_version_and_refuse_an_incompatible_one(cli, repo_copy, tmp_path):
     doc = repo_copy.latest("lenslake.events.purchase").document
     props = doc["fields"][-1]["type"]["fields"]
