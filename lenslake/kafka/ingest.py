@@ -7,7 +7,7 @@ for idempotent Delta sinks). A run:
 
 1. reads each table's recorded position per partition (absent: the group's committed offset, else the earliest
    held) and starts from the lower of the two; it stops at the end offsets seen when the run starts
-   (``topics.end_offsets``: checked, since a broker's ListOffsets answer can be wrong);
+   (``topics.end_offsets``: earliest and end both checked by reading, as a broker can answer them wrong);
 2. decodes the messages into Arrow, the contract's fields as columns (``lenslake.kafka.records``: arrow-avro in a
    decoder process for large runs, fastavro record by record for small ones), which meet the landing path's bronze
    rules, tokens and scrubbing with their Kafka position as lineage (no JSON round trip); bytes that cannot be

@@ -101,46 +101,73 @@ def status(settings, group: str | None = None, timeout: float = 30.0) -> list[Pa
 
 
 def end_offsets(settings, partitions, timeout: float = 30.0) -> dict[tuple[str, int], tuple[int, int]]:
-    """{(topic, partition): (earliest, end)}: the end offset is the offset after the last message.
-
-    The broker's ListOffsets answer is checked by reading from the offset before it to the end of the partition:
-    a broker that answers the last record *batch*'s base offset + 1 instead of the last record's offset + 1 (Tansu
-    0.x with memory storage does; Apache Kafka does not) would otherwise make a batch of 500 events look like one.
-    On a correct broker the check reads one message per partition and changes nothing.
-    """
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    """{(topic, partition): (earliest, end)}: the earliest offset still held and the offset after the last message,
+    as the broker's ListOffsets answers them, then checked by reading (``checked_offsets``)."""
+    from confluent_kafka import Consumer
 
     consumer = Consumer(kafka_config(settings, **{"group.id": "lenslake-offset-probe", "enable.auto.commit": False,
-                                                  "enable.partition.eof": True, "fetch.max.bytes": 8_388_608}))
+                                                  "enable.partition.eof": True, "auto.offset.reset": "earliest",
+                                                  "fetch.max.bytes": 8_388_608}))
     try:
-        listed = {}
-        for tp in partitions:
-            listed[(tp.topic, tp.partition)] = consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
-        ends = dict(listed)
-        probe = [TopicPartition(t, p, high - 1) for (t, p), (low, high) in listed.items() if high > low]
-        if probe:
-            consumer.assign(probe)
-            pending = {(tp.topic, tp.partition) for tp in probe}
-            import time
-
-            deadline = time.monotonic() + timeout
-            while pending and time.monotonic() < deadline:
-                for msg in consumer.consume(10_000, 0.5):
-                    key = (msg.topic(), msg.partition())
-                    if msg.error():
-                        if msg.error().code() == KafkaError._PARTITION_EOF:
-                            pending.discard(key)
-                        continue
-                    low, high = ends[key]
-                    ends[key] = (low, max(high, msg.offset() + 1))
-            if pending:
-                raise TimeoutError(f"could not read to the end of {sorted(pending)} within {timeout:.0f} s")
-        return ends
+        listed = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=timeout, cached=False)
+                  for tp in partitions}
+        return checked_offsets(consumer, listed, timeout)
     finally:
         consumer.close()
 
 
+def checked_offsets(consumer, listed: dict[tuple[str, int], tuple[int, int]],
+                    timeout: float = 30.0) -> dict[tuple[str, int], tuple[int, int]]:
+    """The broker's (earliest, end) per partition, corrected by what reading the partition shows.
+
+    Tansu 0.x with memory storage picks both answers by the write *time* of record batches, not by offset: its end
+    offset can be the last batch's base offset + 1 instead of the last record's offset + 1 (a batch of 500 events
+    looks like one), and its earliest offset is a later batch's base whenever write times do not follow offsets
+    (say, after the clock steps back). A consumer group with nothing committed starts at the earliest offset, so a
+    wrong one would silently skip the first batches. Both are read, not trusted: from the offset before the end to
+    the partition's end, and from offset 0 to the first message where the earliest is above 0. On Apache Kafka the
+    first read changes nothing; the second finds offset 0 out of range (retention moved the start), which resets
+    to the same earliest offset.
+    """
+    ends = dict(listed)
+    _read(consumer, [(key, high - 1) for key, (low, high) in listed.items() if high > 0],
+          lambda key, offset: (ends[key][0], max(ends[key][1], offset + 1)), ends, to_end=True, timeout=timeout)
+    _read(consumer, [(key, 0) for key, (low, high) in ends.items() if low > 0],
+          lambda key, offset: (min(ends[key][0], offset), ends[key][1]), ends, to_end=False, timeout=timeout)
+    return ends
+
+
+def _read(consumer, starts, update, ends, *, to_end: bool, timeout: float) -> None:
+    """Read each (partition, start offset): every message to the partition's end (``to_end``) or its first one only,
+    putting ``update(key, offset)`` into ``ends`` for each message read."""
+    import time
+
+    from confluent_kafka import KafkaError, TopicPartition
+
+    if not starts:
+        return
+    consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts])
+    pending, deadline = {key for key, _ in starts}, time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for msg in consumer.consume(10_000, 0.5):
+            key = (msg.topic(), msg.partition())
+            if key not in pending:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(key)
+                continue
+            ends[key] = update(key, msg.offset())
+            if not to_end:
+                pending.discard(key)
+                consumer.pause([TopicPartition(*key)])
+    consumer.unassign()
+    if pending:
+        raise TimeoutError(f"could not read {sorted(pending)} within {timeout:.0f} s")
+
+
 def missing_topics(settings, timeout: float = 30.0) -> list[str]:
+    """The family topics the settings name that the broker does not have."""
     from confluent_kafka.admin import AdminClient
 
     found = AdminClient(kafka_config(settings)).list_topics(timeout=timeout).topics
