@@ -195,6 +195,60 @@ def test_the_checkers_locations_map_to_field_paths():
     assert [(p.field, p.rule) for p in problems] == [("properties.power", "type_mismatch")]
 
 
+# --- constraint attributes: what the contracts validate with, which Avro's checker ignores ----------------------------
+
+PATTERN_CHANGED = ({**LENS_TYPE, "pattern": "^[a-z]+$"}, {**LENS_TYPE, "pattern": "^[a-z_]+$"}, "stricter_pattern")
+TIGHTENED = [  # (v1's field, v2's field, rule): v2's contract refuses a value v1's allows
+    (LENS_TYPE, {**LENS_TYPE, "pattern": "^[a-z]+$"}, "stricter_pattern"),
+    ({**POWER, "minimum": -20}, {**POWER, "minimum": -10}, "stricter_minimum"),
+    (POWER, {**POWER, "maximum": 10}, "stricter_maximum"),
+    ({**POWER, "maximum": 20}, {**POWER, "maximum": 10}, "stricter_maximum"),
+    (LENS_TYPE, {**LENS_TYPE, "minLength": 2}, "stricter_minLength"),
+    ({**LENS_TYPE, "maxLength": 20}, {**LENS_TYPE, "maxLength": 10}, "stricter_maxLength"),
+    ({**LENS_TYPE, "enum": ["single_vision", "progressive"]}, {**LENS_TYPE, "enum": ["single_vision"]}, "stricter_enum"),
+    (LENS_TYPE, {**LENS_TYPE, "format": "date-time"}, "stricter_format"),
+]
+
+
+@pytest.mark.parametrize("v1, v2, rule", [*TIGHTENED, PATTERN_CHANGED])
+def test_backward_refuses_a_version_whose_constraints_refuse_what_the_old_ones_allowed(registry, v1, v2, rule):
+    with_mode(registry, "BACKWARD", lens(v1))
+    message = refusal(registry, lens(v2))
+    assert f"the new schema cannot read data written with version 1: field properties.{v2['name']}: {rule} (" in message
+    assert registry.versions("lenslake.test.lens")[-1].version == 1
+
+
+@pytest.mark.parametrize("v1, v2, rule", TIGHTENED)
+def test_loosening_a_constraint_is_backward_compatible_and_forward_incompatible(registry, v1, v2, rule):
+    with_mode(registry, "BACKWARD", lens(v2))
+    assert registry.register(lens(v1)).version == 2
+    registry.set_compatibility("lenslake.test.other", "FORWARD")
+    registry.register(lens(v2, name="other"))
+    message = refusal(registry, lens(v1, name="other"))
+    assert f"version 1 cannot read data written with the new schema: field properties.{v2['name']}: {rule} (" in message
+
+
+def test_a_changed_pattern_is_refused_both_ways_and_needs_mode_none():
+    """A wider pattern cannot be told from a narrower one in general: any change is refused, in both directions."""
+    old, new, _ = PATTERN_CHANGED
+    assert [p.rule for p in incompatibilities(parse(lens(new)), parse(lens(old)))] == ["stricter_pattern"]
+    assert [p.rule for p in incompatibilities(parse(lens(old)), parse(lens(new)))] == ["stricter_pattern"]
+
+
+def test_constraints_are_compared_inside_arrays_of_records_and_nullable_fields(repo_copy):
+    """The repo's purchase contract: a stricter bound on each item's quantity, and a pattern on the nullable phone."""
+    doc = repo_copy.latest("lenslake.events.purchase").document
+    props = next(f for f in doc["fields"] if f["name"] == "properties")["type"]["fields"]
+    item = next(f for f in props if f["name"] == "items")["type"]["items"]
+    next(f for f in item["fields"] if f["name"] == "quantity")["maximum"] = 10
+    next(f for f in props if f["name"] == "phone")["pattern"] = "^[0-9]{7,20}$"
+    report = repo_copy.check(doc)
+    assert not report.compatible
+    assert [(p.field, p.rule) for c in report.conflicts for p in c.problems] == [
+        ("properties.items[].quantity", "stricter_maximum"), ("properties.phone", "stricter_pattern")]
+    assert "the reader's maximum is 10, the writer's contract's 20" in report.summary()
+
+
 # --- versions, ids, immutability ------------------------------------------------------------------------------------
 
 

@@ -18,7 +18,9 @@ Behaviour follows Confluent's:
 * a new version must be compatible with the subject's history under the subject's mode, checked by Apache Avro's
   own ``ReaderWriterCompatibilityChecker``. BACKWARD: the new schema reads data written with the old one; FORWARD:
   the old reads the new; FULL: both. Plain modes compare with the latest version, ``*_TRANSITIVE`` with every
-  version; NONE checks nothing;
+  version; NONE checks nothing. The constraint attributes the contracts validate with (``pattern``, ``minimum``,
+  ``maxLength``, …), which Avro's checker ignores, are held to the same directions: BACKWARD refuses a new version
+  that tightens one (it would quarantine what producers of the old one send), FORWARD one that loosens one;
 * registered versions are immutable: every stored file is checked against its recorded hashes when a registry is
   opened, and an edited one is an error naming the file.
 
@@ -217,7 +219,8 @@ def _verdict(reader, writer):
 
 
 def incompatibilities(reader, writer) -> list[Problem]:
-    """Why ``reader`` cannot read what ``writer`` wrote, field by field; [] when Avro's checker finds them compatible.
+    """Why ``reader`` cannot read, or its contract would refuse, what ``writer`` wrote, field by field; [] when Avro's
+    checker finds them compatible and no constraint attribute is tightened (``constraint_problems``).
 
     The verdicts are the checker's. It reports locations as JSON pointers (``/fields/13/type/fields/2/type``), but
     resets them to ``/`` when the writer's side is a union and the reader's is not (a nullable field made required)
@@ -226,13 +229,71 @@ def incompatibilities(reader, writer) -> list[Problem]:
     message (``_pointer_path`` maps a location only as a last resort).
     """
     ok, result = _verdict(reader, writer)
-    if ok:
-        return []
-    problems = _explain(reader, writer, "")
-    if not problems:  # the walk should always find it; never hide a refusal behind an empty explanation
+    problems = [] if ok else _explain(reader, writer, "")
+    if not ok and not problems:  # the walk should always find it; never hide a refusal behind an empty explanation
         problems = [Problem(_pointer_path(reader, loc), rule.value, "; ".join(sorted(result.messages)))
                     for rule, loc in zip(result.incompatibilities, sorted(result.locations))]
-    return problems
+    return problems + constraint_problems(reader, writer)
+
+
+# What the contract derives its validation rules from, beside the Avro type (``lenslake.contracts.avro``).
+_LOWER_BOUNDS = ("minimum", "minLength", "minItems")
+_UPPER_BOUNDS = ("maximum", "maxLength", "maxItems")
+
+
+def constraint_problems(reader, writer, path: str = "") -> list[Problem]:
+    """Where ``reader``'s constraint attributes would refuse a value that ``writer``'s allow, for every field both
+    have (nested records, arrays and nullable unions included).
+
+    Avro's checker does not look at these attributes, yet the contracts validate with them: a version that tightens
+    one would quarantine data its producers were told was valid. As in Confluent's JSON Schema rules, the reader is
+    stricter where it adds or changes a ``pattern`` or ``format``, adds or raises a lower bound (``minimum``,
+    ``minLength``, ``minItems``), adds or lowers an upper bound, or adds an ``enum`` or drops some of its values.
+    Whether a changed pattern accepts everything the old one did cannot be decided in general, so any change counts;
+    a deliberate one goes through a subject whose mode is NONE for that version.
+    """
+    out = []
+    for r in reader.schemas if reader.type == "union" else [reader]:
+        for w in writer.schemas if writer.type == "union" else [writer]:
+            if not _same_kind(r, w):
+                continue
+            if r.type == "record":
+                for f in r.fields:
+                    sub = f"{path}.{f.name}" if path else f.name
+                    wf = writer_field(w, f)
+                    if wf is not None:
+                        out.extend(Problem(sub, rule, message) for rule, message in _tightened(f.props, wf.props))
+                        out.extend(constraint_problems(f.type, wf.type, sub))
+            elif r.type == "array":
+                out.extend(constraint_problems(r.items, w.items, f"{path}[]"))
+            elif r.type == "map":
+                out.extend(constraint_problems(r.values, w.values, f"{path}{{}}"))
+    return out
+
+
+def writer_field(writer, field):
+    """The writer's field that ``field`` (a reader's) reads: by name, else by one of its aliases."""
+    return writer.fields_dict.get(field.name) or next(
+        (writer.fields_dict[a] for a in field.props.get("aliases") or () if a in writer.fields_dict), None)
+
+
+def _tightened(reader: dict, writer: dict):
+    """(rule, message) for each constraint attribute of ``reader`` that refuses some value ``writer``'s allow."""
+    for key in ("pattern", "format"):
+        if key in reader and reader[key] != writer.get(key):
+            was = f"{key} {writer[key]!r}" if key in writer else f"no {key}"
+            yield f"stricter_{key}", f"the reader requires {key} {reader[key]!r}, the writer's contract {was}"
+    for key in _LOWER_BOUNDS + _UPPER_BOUNDS:
+        if key not in reader:
+            continue
+        if key not in writer or ((reader[key] > writer[key]) if key in _LOWER_BOUNDS else (reader[key] < writer[key])):
+            was = writer[key] if key in writer else "none"
+            yield f"stricter_{key}", f"the reader's {key} is {reader[key]}, the writer's contract's {was}"
+    if "enum" in reader:
+        if "enum" not in writer:
+            yield "stricter_enum", f"the reader allows only {len(reader['enum'])} values, the writer's contract any"
+        elif dropped := [v for v in writer["enum"] if v not in reader["enum"]]:
+            yield "stricter_enum", f"the reader's enum lacks {', '.join(map(repr, dropped))}"
 
 
 def _same_kind(a, b) -> bool:
@@ -260,8 +321,7 @@ def _explain(reader, writer, path: str) -> list[Problem]:
             out.append(_leaf(reader, writer, path))
         for f in reader.fields:
             sub = f"{path}.{f.name}" if path else f.name
-            w = writer.fields_dict.get(f.name) or next(
-                (writer.fields_dict[a] for a in f.props.get("aliases") or () if a in writer.fields_dict), None)
+            w = writer_field(writer, f)
             if w is None:
                 if not f.has_default:
                     out.append(Problem(sub, "reader_field_missing_default_value",
