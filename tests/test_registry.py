@@ -31,6 +31,10 @@ FEEDS = {  # subject → landing file of generate_world
     "lenslake.feeds.service_history": "customers/service_history.ndjson",
     "lenslake.feeds.consent": "customers/consent.ndjson",
 }
+CATALOG_FEEDS = {  # subject → the catalog feed kind whose daily files it checks (lenslake.catalog.feeds)
+    "lenslake.feeds.media": "media", "lenslake.feeds.relation": "relations", "lenslake.feeds.price": "prices",
+    "lenslake.feeds.stock": "inventory",
+}
 EVENT_TYPES = ("add_to_cart", "failed_login", "login", "logout", "page_view", "product_view", "purchase",
                "remove_from_cart", "return", "scroll", "search", "session_end", "session_start", "time_on_page",
                "wishlist_add")
@@ -308,7 +312,7 @@ def test_every_repo_schema_is_registered_as_version_one_with_its_mode():
     """Events: BACKWARD_TRANSITIVE, since app versions in the wild keep sending every older version, so a new
     reader must read them all. Feeds: FULL, since the exporting systems and our readers upgrade independently."""
     registry = Registry(PACKAGE_DIR)
-    expected = [f"lenslake.events.{t}" for t in EVENT_TYPES] + list(FEEDS)
+    expected = [f"lenslake.events.{t}" for t in EVENT_TYPES] + list(FEEDS) + list(CATALOG_FEEDS)
     assert [(s, registry.latest(s).version, registry.latest(s).id, registry.compatibility(s)) for s in expected] == [
         (s, 1, i, "BACKWARD_TRANSITIVE" if s.startswith("lenslake.events.") else "FULL")
         for i, s in enumerate(expected, start=1)]
@@ -404,6 +408,24 @@ def test_every_synthetic_feed_record_validates_against_its_schema(world, subject
     assert not fastavro.validation.validate({**records[0], key: None}, avro_schema, raise_errors=False)
 
 
+def test_every_catalog_feed_is_checked_against_its_registered_record_and_follows_a_new_version(repo_copy):
+    """The catalog's feed contracts come from the registry the settings name: a FULL-compatible v2 of the price
+    record (an optional field) is in the price feed's contract at once, and the other feeds are untouched."""
+    from lenslake.catalog.feeds import SUBJECTS, feed_schema
+
+    assert {SUBJECTS[k]: k for k in CATALOG_FEEDS.values()} == CATALOG_FEEDS
+    for subject, kind in CATALOG_FEEDS.items():
+        record = repo_copy.latest(subject).document
+        schema = feed_schema(kind)
+        assert list(schema["properties"]) == [f["name"] for f in record["fields"]] + ["updated_at"]
+        assert schema["properties"]["sku"]["pattern"] == "^(OF|SG|LN|CL|AC)[0-9]{6}$"  # the product feed's
+    v2 = repo_copy.latest("lenslake.feeds.price").document
+    v2["fields"].append({"name": "promo_label", "type": ["null", "string"], "default": None, "maxLength": 40})
+    assert repo_copy.register(v2).version == 2
+    assert feed_schema("prices")["properties"]["promo_label"]["maxLength"] == 40
+    assert "promo_label" not in feed_schema("inventory")["properties"]
+
+
 def test_feed_schemas_mark_personal_and_health_data():
     registry = Registry(PACKAGE_DIR)
     customer = {f.name: f.other_props for f in registry.latest("lenslake.feeds.customer").parsed.fields}
@@ -434,7 +456,8 @@ def test_schema_list_shows_subject_mode_latest_version_and_id(cli):
     assert result.exit_code == 0
     rows = [line.split() for line in result.output.splitlines()[1:]]
     assert ["lenslake.events.purchase", "BACKWARD_TRANSITIVE", "1", "7"] in rows
-    assert ["lenslake.feeds.consent", "FULL", "1", "20"] in rows and len(rows) == 20
+    assert ["lenslake.feeds.consent", "FULL", "1", "20"] in rows and ["lenslake.feeds.stock", "FULL", "1", "24"] in rows
+    assert len(rows) == 24
 
 
 def test_schema_show_prints_a_version(cli):
@@ -483,8 +506,8 @@ def test_schema_check_and_register_accept_a_compatible_version_and_refuse_an_inc
     checked = cli("check", str(good))
     assert checked.exit_code == 0 and "compatible with lenslake.events.purchase under BACKWARD" in checked.output
     registered = cli("register", str(good))
-    assert registered.exit_code == 0 and "registered lenslake.events.purchase v2 (id 21)" in registered.output
-    assert "already registered: lenslake.events.purchase v2 (id 21)" in cli("register", str(good)).output
+    assert registered.exit_code == 0 and "registered lenslake.events.purchase v2 (id 25)" in registered.output
+    assert "already registered: lenslake.events.purchase v2 (id 25)" in cli("register", str(good)).output
 
     for command in ("check", "register"):
         refused = cli(command, str(bad))

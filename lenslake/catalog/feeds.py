@@ -2,10 +2,10 @@
 
 Five feeds land daily under ``landing/catalog/<kind>/<YYYY-MM-DD>/*.ndjson`` (``lenslake.synth.feeds`` writes them):
 products, media, relations, prices, inventory. Each line is checked against its feed's contract, a JSON Schema
-derived from an Avro record with ``lenslake.contracts.avro`` (the same derivation as every registered contract): the
-product feed's record is the registered ``lenslake.feeds.product`` (its latest version); the other four are declared
-here, in the same form, until they are registered. Every feed row also carries ``updated_at``, the source's change
-time (an envelope field, outside the record).
+derived with ``lenslake.contracts.avro`` (the same derivation as every registered contract) from the latest version
+of the feed's registered Avro record (``SUBJECTS``: ``lenslake.feeds.product``, ``.media``, ``.relation``,
+``.price``, ``.stock``). Every feed row also carries ``updated_at``, the source's change time (an envelope field,
+outside the record).
 
 A line that breaks a rule becomes a quarantine row with the first broken rule's reason code from the one vocabulary
 (``lenslake.contracts.reasons``), its field path, every broken rule, and the file and line it came from:
@@ -45,9 +45,10 @@ from lenslake.catalog.rules import availability
 from lenslake.contracts.reasons import check_reason
 
 KINDS = ("products", "media", "relations", "prices", "inventory")  # the order a day's feeds are applied in
-DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z$"
-PRODUCT_SUBJECT = "lenslake.feeds.product"
+# Each feed's record in the schema registry (``lenslake/contracts/registry/``): its latest version is the contract.
+SUBJECTS = {"products": "lenslake.feeds.product", "media": "lenslake.feeds.media",
+            "relations": "lenslake.feeds.relation", "prices": "lenslake.feeds.price", "inventory": "lenslake.feeds.stock"}
 
 # JSON Schema keyword → reason code.
 KEYWORD_REASONS = {
@@ -55,63 +56,6 @@ KEYWORD_REASONS = {
     "pattern": "pattern_mismatch", "minimum": "out_of_range", "maximum": "out_of_range",
     "exclusiveMinimum": "out_of_range", "exclusiveMaximum": "out_of_range", "minLength": "invalid_length",
     "maxLength": "invalid_length", "minItems": "invalid_length", "maxItems": "invalid_length",
-}
-
-
-def _sku_field(name: str = "sku") -> dict:
-    return {"name": name, "type": "string", "doc": "a SKU (the product feed's pattern)", "pattern": "$SKU"}
-
-
-# The feeds not (yet) registered, as Avro records in the registry's form: constraints as JSON Schema keywords.
-RECORDS = {
-    "media": {
-        "type": "record", "name": "media", "namespace": "lenslake.feeds",
-        "doc": "One media asset of a SKU (landing/catalog/media/<day>/).",
-        "fields": [
-            _sku_field(),
-            {"name": "media_type", "type": {"type": "enum", "name": "media_type", "symbols": ["image", "model_3d", "try_on"]}},
-            {"name": "position", "type": "int", "minimum": 1, "maximum": 50},
-            {"name": "uri", "type": "string", "pattern": "^https://", "maxLength": 500},
-            {"name": "checksum_sha256", "type": "string", "pattern": "^[0-9a-f]{64}$"},
-        ],
-    },
-    "relations": {
-        "type": "record", "name": "relation", "namespace": "lenslake.feeds",
-        "doc": "A merchandising relation between two SKUs (landing/catalog/relations/<day>/).",
-        "fields": [
-            _sku_field(), _sku_field("related_sku"),
-            {"name": "relation", "type": {"type": "enum", "name": "relation_kind",
-                                          "symbols": ["accessory", "frequently_bought_together"]}},
-            {"name": "score", "type": ["null", "double"], "default": None, "minimum": 0, "maximum": 1},
-        ],
-    },
-    "prices": {
-        "type": "record", "name": "price", "namespace": "lenslake.feeds",
-        "doc": "The full price state of a SKU: list price, promotion and its window (inclusive days), quantity tiers.",
-        "fields": [
-            _sku_field(),
-            {"name": "currency", "type": {"type": "enum", "name": "currency", "symbols": ["EUR", "USD", "GBP"]}},
-            {"name": "list_price", "type": "double", "minimum": 0, "maximum": 100000},
-            {"name": "promo_price", "type": ["null", "double"], "default": None, "minimum": 0, "maximum": 100000},
-            {"name": "promo_from", "type": ["null", "string"], "default": None, "pattern": DATE},
-            {"name": "promo_to", "type": ["null", "string"], "default": None, "pattern": DATE},
-            {"name": "tiers", "default": None, "type": ["null", {"type": "array", "items": {
-                "type": "record", "name": "tier", "fields": [
-                    {"name": "min_qty", "type": "int", "minimum": 2, "maximum": 1000},
-                    {"name": "unit_price", "type": "double", "minimum": 0, "maximum": 100000}]}}]},
-        ],
-    },
-    "inventory": {
-        "type": "record", "name": "stock", "namespace": "lenslake.feeds",
-        "doc": "The stock of a SKU at one location, absolute values (landing/catalog/inventory/<day>/<location>.ndjson).",
-        "fields": [
-            _sku_field(),
-            {"name": "location", "type": "string", "pattern": "^[A-Z]{2}-[A-Z]{3}$"},
-            {"name": "on_hand", "type": "long", "minimum": 0, "maximum": 1000000},
-            {"name": "reserved", "type": "long", "minimum": 0, "maximum": 1000000},
-            {"name": "restock_date", "type": ["null", "string"], "default": None, "pattern": DATE},
-        ],
-    },
 }
 
 
@@ -140,17 +84,10 @@ FEEDS = {
 
 @functools.cache
 def _schema(kind: str, _registry_state) -> dict:
-    from lenslake.contracts.avro import json_schema, lint
-    from lenslake.contracts.registry import parse, registry_for
+    from lenslake.contracts.avro import json_schema
+    from lenslake.contracts.registry import registry_for
 
-    product = registry_for().latest(PRODUCT_SUBJECT).parsed
-    if kind == "products":
-        doc = json_schema(product)
-    else:
-        sku_pattern = next(f for f in product.fields if f.name == "sku").other_props["pattern"]
-        record = parse(json.loads(json.dumps(RECORDS[kind]).replace('"$SKU"', json.dumps(sku_pattern))))
-        lint(record)
-        doc = json_schema(record)
+    doc = json_schema(registry_for().latest(SUBJECTS[kind]).parsed)
     doc["properties"]["updated_at"] = {"type": "string", "pattern": TIMESTAMP,
                                        "description": "the source's change time (feed envelope)"}
     doc["required"] = [*doc["required"], "updated_at"]
