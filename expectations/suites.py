@@ -76,7 +76,98 @@ def gold_catalog_quality():
     return gx_expectations(table_contract("gold.catalog_quality"))
 
 
+# The product database: what its tables must hold after every applied feed day, beyond the referential checks
+# (lenslake.catalog.integrity). Value sets come from the registered feed records, so a new enum symbol needs no edit.
+SKU_REGEX = r"^(?:OF|SG|LN|CL|AC|MY)[0-9]{6}$"  # the product feed's SKUs, and MY for the Myntra import
+
+
+def _symbols(subject: str, field: str) -> list[str]:
+    """The enum symbols of a registered feed record's field."""
+    from lenslake.contracts.registry import registry_for
+
+    schema = registry_for().latest(subject).parsed.fields_dict[field].type
+    for branch in schema.schemas if schema.type == "union" else [schema]:
+        if branch.type == "enum":
+            return list(branch.symbols)
+    raise ValueError(f"{subject}.{field} is not an enum")
+
+
+def catalog_products():
+    gxe, _ = _gx()
+    return [
+        gxe.ExpectColumnValuesToBeUnique(column="sku"),
+        gxe.ExpectColumnValuesToMatchRegex(column="sku", regex=SKU_REGEX),
+        gxe.ExpectColumnValuesToBeInSet(column="product_type",
+                                        value_set=_symbols("lenslake.feeds.product", "product_type")),
+        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=_symbols("lenslake.feeds.product", "status")),
+        gxe.ExpectColumnValuesToBeInSet(column="source", value_set=["feed", "myntra"]),
+    ]
+
+
+def catalog_prices():
+    gxe, Column = _gx()
+    return [
+        # type 2: one version per SKU and start, and one current version per SKU
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["sku", "valid_from"]),
+        gxe.ExpectColumnValuesToBeUnique(column="sku", row_condition=Column("is_current") == True),  # noqa: E712
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="valid_to", column_B="valid_from",
+                                                    ignore_row_if="either_value_is_missing"),
+        gxe.ExpectColumnValuesToBeInSet(column="currency", value_set=_symbols("lenslake.feeds.price", "currency")),
+        gxe.ExpectColumnValuesToBeBetween(column="list_price", min_value=0, max_value=100_000),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="list_price", column_B="promo_price", or_equal=True,
+                                                    ignore_row_if="either_value_is_missing"),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="promo_to", column_B="promo_from", or_equal=True,
+                                                    ignore_row_if="either_value_is_missing"),
+    ]
+
+
+def catalog_inventory():
+    gxe, _ = _gx()
+    return [
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["sku", "location"]),
+        gxe.ExpectColumnValuesToMatchRegex(column="location", regex=r"^[A-Z]{2}-[A-Z]{3}$"),
+        gxe.ExpectColumnValuesToBeBetween(column="on_hand", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="reserved", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="available", min_value=0),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="on_hand", column_B="available", or_equal=True),
+        gxe.ExpectColumnValuesToBeInSet(column="availability",
+                                        value_set=["in_stock", "low_stock", "backorder", "out_of_stock"]),
+    ]
+
+
+def catalog_media():
+    gxe, _ = _gx()
+    return [
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["sku", "media_type", "position"]),
+        gxe.ExpectColumnValuesToBeInSet(column="media_type", value_set=_symbols("lenslake.feeds.media", "media_type")),
+        gxe.ExpectColumnValuesToBeBetween(column="position", min_value=1, max_value=50),
+        gxe.ExpectColumnValuesToMatchRegex(column="uri", regex=r"^https://"),
+        gxe.ExpectColumnValuesToMatchRegex(column="checksum_sha256", regex=r"^[0-9a-f]{64}$"),
+    ]
+
+
+def catalog_product_relations():
+    gxe, _ = _gx()
+    return [
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["sku", "related_sku", "relation"]),
+        # variants are derived from the products; the others come from the relations feed
+        gxe.ExpectColumnValuesToBeInSet(column="relation",
+                                        value_set=["variant", *_symbols("lenslake.feeds.relation", "relation")]),
+        gxe.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=1),
+        gxe.ExpectColumnValuesToMatchRegex(column="related_sku", regex=SKU_REGEX),
+    ]
+
+
+CATALOG_SUITES = {
+    "catalog.products": catalog_products,
+    "catalog.prices": catalog_prices,
+    "catalog.inventory": catalog_inventory,
+    "catalog.media": catalog_media,
+    "catalog.product_relations": catalog_product_relations,
+}
+
 SUITES = {
+    **CATALOG_SUITES,
     "bronze.events": bronze_events,
     "silver.events": silver_events,
     "silver.sessions": silver_sessions,

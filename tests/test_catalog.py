@@ -409,6 +409,40 @@ def test_quality_metrics_are_tracked_per_feed_and_table_per_day(world):
     assert store.version(quality.TABLE) == version  # remeasuring the same days changes nothing
 
 
+BROKEN_CATALOG_ROWS = {  # table → (what is broken in one row of the applied catalog, the expectation that fails)
+    "catalog.products": (lambda r: {**r, "status": "archived"}, "expect_column_values_to_be_in_set(status)"),
+    "catalog.prices": (lambda r: {**r, "promo_price": r["list_price"] + 1},
+                       "expect_column_pair_values_a_to_be_greater_than_b(list_price,promo_price)"),
+    "catalog.inventory": (lambda r: {**r, "available": r["on_hand"] + 1},
+                          "expect_column_pair_values_a_to_be_greater_than_b(on_hand,available)"),
+    "catalog.media": (lambda r: {**r, "uri": "http://cdn.example/a.jpg"}, "expect_column_values_to_match_regex(uri)"),
+    "catalog.product_relations": (lambda r: {**r, "score": 1.5}, "expect_column_values_to_be_between(score)"),
+}
+
+
+@pytest.mark.parametrize("table", sorted(BROKEN_CATALOG_ROWS))
+def test_a_catalog_tables_suite_passes_on_the_applied_catalog_and_fails_on_one_broken_row(world, table):
+    """The suites are not vacuous: each passes on the applied catalog and fails, naming the expectation, when one row
+    breaks a rule the feeds' validation and the merge keep (a second current price version is checked too)."""
+    import pyarrow as pa
+
+    from expectations.factory import gx_check_result
+
+    store = world[1]
+    rows = store.read(table)
+    assert rows.num_rows > 0 and gx_check_result(table, rows).passed
+    broken, expectation = BROKEN_CATALOG_ROWS[table]
+    records = rows.to_pylist()
+    records[0] = broken(records[0])
+    failed = gx_check_result(table, pa.Table.from_pylist(records, schema=rows.schema))
+    assert not failed.passed and expectation in failed.metadata["failed_expectations"].value
+    if table == "catalog.prices":
+        current = next(r for r in rows.to_pylist() if r["is_current"])
+        older = {**current, "valid_from": current["valid_from"].replace(year=2020)}  # a second current version
+        twice = gx_check_result(table, pa.Table.from_pylist([*rows.to_pylist(), older], schema=rows.schema))
+        assert "expect_column_values_to_be_unique(sku)" in twice.metadata["failed_expectations"].value
+
+
 def test_the_catalog_job_materializes_every_catalog_asset_with_blocking_checks_passing(world, tmp_path):
     import dagster as dg
 
@@ -423,8 +457,11 @@ def test_the_catalog_job_materializes_every_catalog_asset_with_blocking_checks_p
     result = run_catalog_job(settings, instance=dg.DagsterInstance.ephemeral())
     assert result.success
     checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    # 6 referential checks, and the quality table's GX suite, contract schema and freshness
-    assert len(checks) == 9 and all(c.passed for c in checks)
+    # 6 referential checks, 5 GX suites of the catalog tables, and the quality table's GX suite, contract schema
+    # and freshness
+    assert len(checks) == 14 and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+    assert {c.check_name for c in checks} >= {f"gx_{t}_suite" for t in ("products", "prices", "inventory", "media",
+                                                                       "product_relations")}
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "gold/catalog_quality" in materialized and "catalog/prices" in materialized and len(materialized) == 10
     quality = next(e.materialization for e in result.get_asset_materialization_events()

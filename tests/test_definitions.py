@@ -56,6 +56,8 @@ EXPECTED_CHECKS = {
     "catalog/media:media_rows_have_a_product",
     "catalog/product_relations:relations_join_two_products",
     "catalog/taxonomy_nodes:taxonomy_edges_point_at_nodes",
+    # what the core catalog tables hold after a run (blocking)
+    *{f"catalog/{t}:gx_{t}_suite" for t in ("products", "prices", "inventory", "media", "product_relations")},
     # profiles: people feeds reconcile, only declared fields are stored (blocking)
     "profiles/feed_quarantine:people_feeds_reconcile",
     "profiles/customers:profiles_minimization",

@@ -3,8 +3,10 @@
 One multi-asset applies every pending feed day in order (lenslake.catalog.apply): not daily partitions, because a
 feed day is applied on top of the state the previous day left (type-2 prices, stock levels, survivorship against the
 stored rows), so days must not run out of order or in parallel; Delta application transactions make a rerun skip
-what each table already holds. Referential integrity gates it as blocking checks. The quality metrics are an asset
-of their own, downstream: gold.catalog_quality, a contracted and published gold table.
+what each table already holds. Referential integrity and the GX suites of the core tables (keys, value sets, ranges,
+prices and stock that add up: expectations/suites.py) gate it as blocking checks, run on each table as it stands
+after the run. The quality metrics are an asset of their own, downstream: gold.catalog_quality, a contracted and
+published gold table.
 """
 
 import base64
@@ -13,6 +15,7 @@ import dagster as dg
 
 from expectations.contract_checks import contract_check_results, contract_check_specs
 from expectations.factory import gx_check_result, gx_check_spec, warm_up
+from expectations.suites import CATALOG_SUITES
 from lenslake.catalog.apply import apply_pending
 from lenslake.catalog.integrity import CHECKS, referential_checks
 from orchestration.resources import Lakehouse
@@ -43,11 +46,13 @@ def _deps(table: str) -> list[dg.AssetKey]:
 @dg.multi_asset(
     specs=[dg.AssetSpec(key(t), deps=_deps(t), kinds=KINDS, description=doc, owners=["team:merchandising"])
            for t, doc in TABLE_DOCS.items()],
-    check_specs=[dg.AssetCheckSpec(name, asset=key(table), blocking=True, description=description)
-                 for name, (table, description) in CHECKS.items()],
+    check_specs=[*(dg.AssetCheckSpec(name, asset=key(table), blocking=True, description=description)
+                   for name, (table, description) in CHECKS.items()),
+                 *(gx_check_spec(table) for table in CATALOG_SUITES)],
     group_name="catalog",
 )
 def catalog_tables(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
+    warm_up()
     settings = lakehouse.settings()
     store = lakehouse.store()
     reports = apply_pending(store, settings.data_root, settings.now())
@@ -77,6 +82,8 @@ def catalog_tables(context: dg.AssetExecutionContext, lakehouse: Lakehouse):
             metadata={"rows_checked": result.checked, "orphans": result.orphans,
                       "orphan_samples": ", ".join(result.samples) or "none"},
         )
+    for table in CATALOG_SUITES:  # small tables (thousands of rows): the whole of each is checked
+        yield gx_check_result(table, store.read(table))
 
 
 QUALITY = "gold.catalog_quality"
