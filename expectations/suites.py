@@ -77,19 +77,16 @@ def gold_catalog_quality():
 
 
 # The product database: what its tables must hold after every applied feed day, beyond the referential checks
-# (lenslake.catalog.integrity). Value sets come from the registered feed records, so a new enum symbol needs no edit.
+# (lenslake.catalog.integrity). Value sets, patterns and bounds a feed states are read from its contract, so a new
+# version of a registered feed record needs no edit here.
 SKU_REGEX = r"^(?:OF|SG|LN|CL|AC|MY)[0-9]{6}$"  # the product feed's SKUs, and MY for the Myntra import
 
 
-def _symbols(subject: str, field: str) -> list[str]:
-    """The enum symbols of a registered feed record's field."""
-    from lenslake.contracts.registry import registry_for
+def _feed(kind: str, field: str) -> dict:
+    """A field's rules in a catalog feed's contract (``feed_schema``: derived from the registered feed record)."""
+    from lenslake.catalog.feeds import feed_schema
 
-    schema = registry_for().latest(subject).parsed.fields_dict[field].type
-    for branch in schema.schemas if schema.type == "union" else [schema]:
-        if branch.type == "enum":
-            return list(branch.symbols)
-    raise ValueError(f"{subject}.{field} is not an enum")
+    return feed_schema(kind)["properties"][field]
 
 
 def catalog_products():
@@ -97,9 +94,8 @@ def catalog_products():
     return [
         gxe.ExpectColumnValuesToBeUnique(column="sku"),
         gxe.ExpectColumnValuesToMatchRegex(column="sku", regex=SKU_REGEX),
-        gxe.ExpectColumnValuesToBeInSet(column="product_type",
-                                        value_set=_symbols("lenslake.feeds.product", "product_type")),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=_symbols("lenslake.feeds.product", "status")),
+        gxe.ExpectColumnValuesToBeInSet(column="product_type", value_set=_feed("products", "product_type")["enum"]),
+        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=_feed("products", "status")["enum"]),
         gxe.ExpectColumnValuesToBeInSet(column="source", value_set=["feed", "myntra"]),
     ]
 
@@ -112,7 +108,7 @@ def catalog_prices():
         gxe.ExpectColumnValuesToBeUnique(column="sku", row_condition=Column("is_current") == True),  # noqa: E712
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="valid_to", column_B="valid_from",
                                                     ignore_row_if="either_value_is_missing"),
-        gxe.ExpectColumnValuesToBeInSet(column="currency", value_set=_symbols("lenslake.feeds.price", "currency")),
+        gxe.ExpectColumnValuesToBeInSet(column="currency", value_set=_feed("prices", "currency")["enum"]),
         gxe.ExpectColumnValuesToBeBetween(column="list_price", min_value=0, max_value=100_000),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="list_price", column_B="promo_price", or_equal=True,
                                                     ignore_row_if="either_value_is_missing"),
@@ -125,7 +121,7 @@ def catalog_inventory():
     gxe, _ = _gx()
     return [
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["sku", "location"]),
-        gxe.ExpectColumnValuesToMatchRegex(column="location", regex=r"^[A-Z]{2}-[A-Z]{3}$"),
+        gxe.ExpectColumnValuesToMatchRegex(column="location", regex=_feed("inventory", "location")["pattern"]),
         gxe.ExpectColumnValuesToBeBetween(column="on_hand", min_value=0),
         gxe.ExpectColumnValuesToBeBetween(column="reserved", min_value=0),
         gxe.ExpectColumnValuesToBeBetween(column="available", min_value=0),
@@ -137,12 +133,15 @@ def catalog_inventory():
 
 def catalog_media():
     gxe, _ = _gx()
+    position = _feed("media", "position")
     return [
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["sku", "media_type", "position"]),
-        gxe.ExpectColumnValuesToBeInSet(column="media_type", value_set=_symbols("lenslake.feeds.media", "media_type")),
-        gxe.ExpectColumnValuesToBeBetween(column="position", min_value=1, max_value=50),
-        gxe.ExpectColumnValuesToMatchRegex(column="uri", regex=r"^https://"),
-        gxe.ExpectColumnValuesToMatchRegex(column="checksum_sha256", regex=r"^[0-9a-f]{64}$"),
+        gxe.ExpectColumnValuesToBeInSet(column="media_type", value_set=_feed("media", "media_type")["enum"]),
+        gxe.ExpectColumnValuesToBeBetween(column="position", min_value=position["minimum"],
+                                          max_value=position["maximum"]),
+        gxe.ExpectColumnValuesToMatchRegex(column="uri", regex=_feed("media", "uri")["pattern"]),
+        gxe.ExpectColumnValuesToMatchRegex(column="checksum_sha256",
+                                           regex=_feed("media", "checksum_sha256")["pattern"]),
     ]
 
 
@@ -152,7 +151,7 @@ def catalog_product_relations():
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["sku", "related_sku", "relation"]),
         # variants are derived from the products; the others come from the relations feed
         gxe.ExpectColumnValuesToBeInSet(column="relation",
-                                        value_set=["variant", *_symbols("lenslake.feeds.relation", "relation")]),
+                                        value_set=["variant", *_feed("relations", "relation")["enum"]]),
         gxe.ExpectColumnValuesToBeBetween(column="score", min_value=0, max_value=1),
         gxe.ExpectColumnValuesToMatchRegex(column="related_sku", regex=SKU_REGEX),
     ]

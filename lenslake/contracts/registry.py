@@ -260,7 +260,7 @@ def constraint_problems(reader, writer, path: str = "") -> list[Problem]:
             if r.type == "record":
                 for f in r.fields:
                     sub = f"{path}.{f.name}" if path else f.name
-                    wf = writer_field(w, f)
+                    wf = _writer_field(w, f)
                     if wf is not None:
                         out.extend(Problem(sub, rule, message) for rule, message in _tightened(f.props, wf.props))
                         out.extend(constraint_problems(f.type, wf.type, sub))
@@ -271,7 +271,7 @@ def constraint_problems(reader, writer, path: str = "") -> list[Problem]:
     return out
 
 
-def writer_field(writer, field):
+def _writer_field(writer, field):
     """The writer's field that ``field`` (a reader's) reads: by name, else by one of its aliases."""
     return writer.fields_dict.get(field.name) or next(
         (writer.fields_dict[a] for a in field.props.get("aliases") or () if a in writer.fields_dict), None)
@@ -321,7 +321,7 @@ def _explain(reader, writer, path: str) -> list[Problem]:
             out.append(_leaf(reader, writer, path))
         for f in reader.fields:
             sub = f"{path}.{f.name}" if path else f.name
-            w = writer_field(writer, f)
+            w = _writer_field(writer, f)
             if w is None:
                 if not f.has_default:
                     out.append(Problem(sub, "reader_field_missing_default_value",

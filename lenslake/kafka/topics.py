@@ -129,25 +129,25 @@ def checked_offsets(consumer, listed: dict[tuple[str, int], tuple[int, int]],
     first read changes nothing; the second finds offset 0 out of range (retention moved the start), which resets
     to the same earliest offset.
     """
-    ends = dict(listed)
-    _read(consumer, [(key, high - 1) for key, (low, high) in listed.items() if high > 0],
-          lambda key, offset: (ends[key][0], max(ends[key][1], offset + 1)), ends, to_end=True, timeout=timeout)
-    _read(consumer, [(key, 0) for key, (low, high) in ends.items() if low > 0],
-          lambda key, offset: (min(ends[key][0], offset), ends[key][1]), ends, to_end=False, timeout=timeout)
-    return ends
+    last = _read(consumer, {key: high - 1 for key, (low, high) in listed.items() if high > 0}, to_end=True,
+                 timeout=timeout)
+    first = _read(consumer, {key: 0 for key, (low, high) in listed.items() if low > 0}, to_end=False, timeout=timeout)
+    return {key: (min(low, first.get(key, low)), max(high, last.get(key, high - 1) + 1))
+            for key, (low, high) in listed.items()}
 
 
-def _read(consumer, starts, update, ends, *, to_end: bool, timeout: float) -> None:
-    """Read each (partition, start offset): every message to the partition's end (``to_end``) or its first one only,
-    putting ``update(key, offset)`` into ``ends`` for each message read."""
+def _read(consumer, starts: dict, *, to_end: bool, timeout: float) -> dict[tuple[str, int], int]:
+    """Read each partition from its start offset ({(topic, partition): offset}) to its end (``to_end``: the last
+    offset read) or to its first message (that message's offset); a partition with nothing there is left out."""
     import time
 
     from confluent_kafka import KafkaError, TopicPartition
 
+    seen = {}
     if not starts:
-        return
-    consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts])
-    pending, deadline = {key for key, _ in starts}, time.monotonic() + timeout
+        return seen
+    consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts.items()])
+    pending, deadline = set(starts), time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         for msg in consumer.consume(10_000, 0.5):
             key = (msg.topic(), msg.partition())
@@ -157,13 +157,14 @@ def _read(consumer, starts, update, ends, *, to_end: bool, timeout: float) -> No
                 if msg.error().code() == KafkaError._PARTITION_EOF:
                     pending.discard(key)
                 continue
-            ends[key] = update(key, msg.offset())
+            seen[key] = max(seen.get(key, msg.offset()), msg.offset())
             if not to_end:
                 pending.discard(key)
                 consumer.pause([TopicPartition(*key)])
     consumer.unassign()
     if pending:
         raise TimeoutError(f"could not read {sorted(pending)} within {timeout:.0f} s")
+    return seen
 
 
 def missing_topics(settings, timeout: float = 30.0) -> list[str]:
